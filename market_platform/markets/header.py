@@ -1,0 +1,41 @@
+"""When an extract's data was taken, read from its header without parsing the data."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import osmium
+
+_PBF_KEYS = ("osmosis_replication_timestamp", "timestamp")
+
+
+def extract_timestamp(path: Path) -> datetime | None:
+    """The replication timestamp of a PBF, or ``timestamp_osm_base`` of Overpass JSON."""
+    with open(path, "rb") as handle:
+        is_json = handle.read(64).lstrip().startswith(b"{")
+    if is_json:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                value = json.load(handle).get("osm3s", {}).get("timestamp_osm_base")
+        except (ValueError, AttributeError):
+            return None
+    else:
+        try:
+            reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+        except RuntimeError:
+            return None
+        header = reader.header()
+        value = next((header.get(key) for key in _PBF_KEYS if header.get(key)), None)
+        reader.close()
+    return _parse(value)
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,95 @@
+"""Input files given as a local path or an http(s) URL, downloaded once into a cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+from market_platform.errors import InputError
+
+_CHUNK = 1 << 20
+_USER_AGENT = "market_platform/0.1 (+https://github.com/market-platform)"
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A readable local copy of an input, with what identifies its content."""
+
+    source: str
+    path: Path
+    size: int
+    sha256: str
+    downloaded: bool
+
+
+def is_url(source: str) -> bool:
+    return urlparse(str(source)).scheme in ("http", "https")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(source: str | os.PathLike, cache_dir: Path, timeout: float = 60.0) -> LocalFile:
+    """Return a local copy of ``source``.
+
+    A URL is downloaded once into ``cache_dir`` (keyed by the URL) and later calls reuse the
+    cached file; a path is used where it lies. Either way the file must exist and not be
+    empty, so that every reader downstream can trust it.
+    """
+    source = str(source)
+    if is_url(source):
+        path = cache_dir / _cache_name(source)
+        downloaded = not path.exists()
+        if downloaded:
+            _download(source, path, timeout)
+    else:
+        path = Path(source).expanduser()
+        downloaded = False
+        if not path.exists():
+            raise InputError(source, "file not found")
+        if not path.is_file():
+            raise InputError(source, "is not a file")
+
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(source, "file is empty (0 bytes)")
+    return LocalFile(source, path.resolve(), size, sha256_of(path), downloaded)
+
+
+def _cache_name(url: str) -> str:
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    name = Path(urlparse(url).path).name or "download"
+    return f"{key}-{name}"
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Download next to the target and rename at the end: a cut connection never leaves a
+    # half-written file that a later run would take for the real one.
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            response = requests.get(
+                url, stream=True, timeout=timeout, headers={"User-Agent": _USER_AGENT}
+            )
+            if response.status_code != 200:
+                raise InputError(url, f"download failed with HTTP {response.status_code}")
+            for chunk in response.iter_content(_CHUNK):
+                out.write(chunk)
+        os.replace(partial, target)
+    except requests.RequestException as error:
+        raise InputError(url, f"could not be downloaded ({type(error).__name__}: {error})")
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
