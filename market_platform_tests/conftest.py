@@ -66,3 +66,12 @@ def regions_frame():
     from market_platform.regions.loading import build_regions, load_kreise, load_population
 
     return build_regions(load_kreise(KREISE), load_population(POPULATION), str(POPULATION))
+
+
+@pytest.fixture
+def job_env(monkeypatch, tmp_path):
+    """Environment of a markets_job run: real regions, a private data folder, no default."""
+    monkeypatch.setenv("REGIONS_FILE", str(KREISE))
+    monkeypatch.setenv("POPULATION_FILE", str(POPULATION))
+    monkeypatch.setenv("MARKET_PLATFORM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("OSM_EXTRACT", raising=False)

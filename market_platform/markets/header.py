@@ -22,13 +22,14 @@ def extract_timestamp(path: Path) -> datetime | None:
         except (ValueError, AttributeError):
             return None
     else:
+        # A broken file is the parser's to report, with its full story; here it has no date.
         try:
             reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+            header = reader.header()
+            value = next((header.get(key) for key in _PBF_KEYS if header.get(key)), None)
+            reader.close()
         except RuntimeError:
             return None
-        header = reader.header()
-        value = next((header.get(key) for key in _PBF_KEYS if header.get(key)), None)
-        reader.close()
     return _parse(value)
 
 
