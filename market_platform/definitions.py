@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from market_platform import settings
-from market_platform.defs import market_automation, market_checks
+from market_platform.defs import market_automation, market_checks, occupancy
 from market_platform.defs import markets as market_assets
 from market_platform.defs.resources import MarketDatabase
+
+# The occupancy assets backfill a month in one run; the parameter is marked beta, and the
+# warning would otherwise be printed once per step process.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
 def build_defs(market_db_url: str | None = None, io_dir: str | None = None) -> dg.Definitions:
@@ -17,11 +23,11 @@ def build_defs(market_db_url: str | None = None, io_dir: str | None = None) -> d
     tests pass their own.
     """
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([market_assets]),
-        asset_checks=market_checks.checks,
-        jobs=[market_automation.markets_job],
-        schedules=[market_automation.markets_schedule],
-        sensors=[market_automation.osm_landing_sensor],
+        assets=[*dg.load_assets_from_modules([market_assets]), *occupancy.assets],
+        asset_checks=[*market_checks.checks, *occupancy.asset_checks],
+        jobs=[market_automation.markets_job, *occupancy.jobs],
+        schedules=[market_automation.markets_schedule, *occupancy.schedules],
+        sensors=[market_automation.osm_landing_sensor, *occupancy.sensors],
         resources={
             "market_db": MarketDatabase(url=market_db_url or settings.market_db_url()),
             "io_manager": dg.FilesystemIOManager(

@@ -1,4 +1,4 @@
-"""dagster.yaml: Dagster's runs, events and schedules in PostgreSQL (dagster-postgres)."""
+"""deploy/dagster.yaml: Dagster's runs, events and schedules in PostgreSQL (dagster-postgres)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_markets_job_on_postgres_storage_from_dagster_yaml(
 ):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_PG_URL", postgres_url.replace("+psycopg2", ""))
 

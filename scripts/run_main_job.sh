@@ -11,6 +11,7 @@ export OSM_EXTRACT="${OSM_EXTRACT:-$shared/osm/muenchen_altstadt_2020-07-20.osm.
 export REGIONS_FILE="${REGIONS_FILE:-$shared/regions/vg250_kreise_2018-12-31_sim200.geojson}"
 export POPULATION_FILE="${POPULATION_FILE:-$shared/regions/population_kreise_2018-12-31.csv}"
 mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
 echo "markets_job: OSM_EXTRACT=$OSM_EXTRACT"
 .venv/bin/dagster job execute -m market_platform.definitions -j markets_job

@@ -13,20 +13,10 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import box
 
+from market_platform.markets.tags import MARKET_SHOPS, MARKETPLACE
 from market_platform.regions.loading import LAENDER
 
-MARKET_TYPES = (
-    "supermarket",
-    "convenience",
-    "greengrocer",
-    "butcher",
-    "bakery",
-    "beverages",
-    "chemist",
-    "department_store",
-    "mall",
-    "marketplace",
-)
+MARKET_TYPES = (*MARKET_SHOPS, MARKETPLACE)
 TYPE_COLUMNS = [f"n_{t}" for t in MARKET_TYPES]
 ADDITIVE_COLUMNS = ["markets", *TYPE_COLUMNS, "population", "area_km2"]
 TOP_BRANDS = 5
