@@ -11,6 +11,9 @@ in a PBF, so their member ways have already gone by. Only when the first pass fo
 relations does a second pass read the file again, ways only, pick the member ways by id and
 look their nodes up in the index kept from the first pass. That pass costs about half of the
 first one; none of the extracts in shared data needs it.
+
+Like libosmium itself, the reader expects nodes before ways before relations, each sorted by
+id, as every extract tool writes PBFs.
 """
 
 from __future__ import annotations
