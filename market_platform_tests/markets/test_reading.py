@@ -25,8 +25,15 @@ LIDL = OSM / "lidl_germany_overpass_2024-01-21.json"
 # --- an independent scan, so that the parser is not checked against itself -----------------
 
 SCAN_SHOPS = {
-    "supermarket", "convenience", "greengrocer", "butcher", "bakery", "beverages", "chemist",
-    "department_store", "mall",
+    "supermarket",
+    "convenience",
+    "greengrocer",
+    "butcher",
+    "bakery",
+    "beverages",
+    "chemist",
+    "department_store",
+    "mall",
 }
 
 
@@ -52,10 +59,9 @@ def independent_scan(path: Path) -> set[tuple[str, int]]:
 
 
 # Counts checked against SOURCES.md (pyrosm get_pois): München 17 supermarkets and 12
-# convenience, Lauf 10 and 1, Helgoland 1 and 4; the parser finds exactly these. pyrosm also
-# gives 17 for München because none of its shops is mapped twice (node and outline).
-# No real extract holds a node/outline duplicate: every node lying in a market outline was
-# listed by hand. In München those are the 29 stalls inside the Viktualienmarkt outline
+# convenience, Lauf 10 and 1, Helgoland 1 and 4; the parser finds exactly these. pyrosm
+# merges no node/outline pairs, and these extracts hold none, so the counts agree:
+# every node lying in a market outline was listed by hand. In München those are the 29 stalls inside the Viktualienmarkt outline
 # (way 240014249, amenity=marketplace): butchers, greengrocers and a Hofpfisterei bakery,
 # different market types from the market square, so 30 separate markets, rightly.
 # "lifecycle" counts shop=vacant (München 8, Helgoland 5) and disused:shop=bakery (1, 1, 2).
@@ -79,8 +85,12 @@ def test_real_extract_matches_an_independent_scan(name):
     assert markets["osm_type"].value_counts().to_dict() == by_type
     assert (markets["market_type"] == "supermarket").sum() == supermarkets
     assert result.excluded == {
-        "lifecycle": 0, "closed": 0, "unclosed_way": 0, "not_multipolygon": 0,
-        "no_geometry": 0, **excluded,
+        "lifecycle": 0,
+        "closed": 0,
+        "unclosed_way": 0,
+        "not_multipolygon": 0,
+        "no_geometry": 0,
+        **excluded,
     }
     assert result.source_format == "pbf"
 
@@ -96,7 +106,9 @@ def test_real_extract_frame_has_the_promised_shape():
 
     edeka = markets[(markets["osm_type"] == "way") & (markets["osm_id"] == 271129791)].iloc[0]
     assert (edeka["market_type"], edeka["name"], edeka["brand"]) == (
-        "supermarket", "Edeka", "Edeka"
+        "supermarket",
+        "Edeka",
+        "Edeka",
     )
 
 
@@ -125,7 +137,10 @@ def test_real_extract_header():
     outside |= ~markets["lat"].between(header[1], header[3])
     assert outside.sum() == 20
     assert muenchen.bbox == (
-        markets["lon"].min(), markets["lat"].min(), markets["lon"].max(), header[3]
+        markets["lon"].min(),
+        markets["lat"].min(),
+        markets["lon"].max(),
+        header[3],
     )
     assert muenchen.bbox[0] < header[0] and muenchen.bbox[1] < header[1]
 
@@ -137,7 +152,10 @@ def test_real_extract_header():
     helgoland = read_markets(HELGOLAND)
     markets = helgoland.markets
     assert helgoland.bbox == (
-        markets["lon"].min(), markets["lat"].min(), markets["lon"].max(), markets["lat"].max()
+        markets["lon"].min(),
+        markets["lat"].min(),
+        markets["lon"].max(),
+        markets["lat"].max(),
     )
 
 
@@ -166,7 +184,10 @@ def test_overpass_lidl_file():
     way = markets[markets["osm_id"] == 4622758].iloc[0]
     assert (way["lon"], way["lat"]) == (8.3939447, 48.9445586)  # the Overpass centre
     assert (way["street"], way["housenumber"], way["postcode"], way["city"]) == (
-        "Zehntwiesenstraße", "37", "76275", "Ettlingen"
+        "Zehntwiesenstraße",
+        "37",
+        "76275",
+        "Ettlingen",
     )
 
 
@@ -204,9 +225,7 @@ class Extract:
     def write(self, path: Path) -> Path:
         with osmium.SimpleWriter(str(path)) as writer:
             for node_id, lon, lat, tags in sorted(self.nodes):
-                writer.add_node(
-                    osmium.osm.mutable.Node(id=node_id, location=(lon, lat), tags=tags)
-                )
+                writer.add_node(osmium.osm.mutable.Node(id=node_id, location=(lon, lat), tags=tags))
             for way_id, refs, tags in sorted(self.ways):
                 writer.add_way(osmium.osm.mutable.Way(id=way_id, nodes=refs, tags=tags))
             for relation_id, members, tags in sorted(self.relations):
@@ -234,8 +253,14 @@ def row(markets, osm_type, osm_id):
 def test_shop_on_building_outline_is_a_market_with_a_point_inside(tmp_path):
     extract = Extract()
     # An L-shaped building: its centroid lies outside, in the missing corner.
-    l_shape = [(LON, LAT), (LON + 0.002, LAT), (LON + 0.002, LAT + 0.0005),
-               (LON + 0.0005, LAT + 0.0005), (LON + 0.0005, LAT + 0.002), (LON, LAT + 0.002)]
+    l_shape = [
+        (LON, LAT),
+        (LON + 0.002, LAT),
+        (LON + 0.002, LAT + 0.0005),
+        (LON + 0.0005, LAT + 0.0005),
+        (LON + 0.0005, LAT + 0.002),
+        (LON, LAT + 0.002),
+    ]
     extract.outline(10, l_shape, building="retail", shop="supermarket", name="Netto")
     result = read_markets(extract.write(tmp_path / "outline.osm.pbf"))
 
@@ -249,13 +274,20 @@ def test_shop_on_building_outline_is_a_market_with_a_point_inside(tmp_path):
 def test_node_inside_the_same_shops_outline_is_one_market(tmp_path):
     extract = Extract()
     extract.outline(
-        20, square(LON, LAT), building="retail", shop="supermarket", name="REWE  City",
-        opening_hours="Mo-Sa 07:00-22:00", addr__street="Hauptstraße", addr__housenumber="1",
-        addr__postcode="91207", addr__city="Lauf", operator="REWE Markt GmbH",
+        20,
+        square(LON, LAT),
+        building="retail",
+        shop="supermarket",
+        name="REWE  City",
+        opening_hours="Mo-Sa 07:00-22:00",
+        addr__street="Hauptstraße",
+        addr__housenumber="1",
+        addr__postcode="91207",
+        addr__city="Lauf",
+        operator="REWE Markt GmbH",
     )
     # The mapper's entrance node: same shop, name differing in case and spaces only.
-    extract.node(1, LON + 0.0005, LAT + 0.0001, shop="supermarket", name="Rewe City",
-                 brand="REWE")
+    extract.node(1, LON + 0.0005, LAT + 0.0001, shop="supermarket", name="Rewe City", brand="REWE")
     result = read_markets(extract.write(tmp_path / "twice.osm.pbf"))
 
     assert len(result.markets) == 1
@@ -265,12 +297,19 @@ def test_node_inside_the_same_shops_outline_is_one_market(tmp_path):
     assert market["brand"] == "REWE"
     assert (market["opening_hours"], market["operator"]) == ("Mo-Sa 07:00-22:00", "REWE Markt GmbH")
     assert (market["street"], market["housenumber"], market["postcode"], market["city"]) == (
-        "Hauptstraße", "1", "91207", "Lauf"
+        "Hauptstraße",
+        "1",
+        "91207",
+        "Lauf",
     )
-    assert result.duplicates_removed == [{
-        "kept": ("node", 1), "dropped": ("way", 20), "market_type": "supermarket",
-        "name": "Rewe City",
-    }]
+    assert result.duplicates_removed == [
+        {
+            "kept": ("node", 1),
+            "dropped": ("way", 20),
+            "market_type": "supermarket",
+            "name": "Rewe City",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -303,7 +342,10 @@ def test_different_shops_in_one_mall_are_separate_markets(tmp_path):
     result = read_markets(extract.write(tmp_path / "mall.osm.pbf"))
 
     assert sorted(zip(result.markets["osm_type"], result.markets["market_type"], strict=True)) == [
-        ("node", "bakery"), ("node", "mall"), ("node", "supermarket"), ("way", "mall"),
+        ("node", "bakery"),
+        ("node", "mall"),
+        ("node", "supermarket"),
+        ("way", "mall"),
     ]
     assert result.duplicates_removed == []
 
@@ -340,15 +382,20 @@ def test_unclosed_ways_and_broken_areas_are_counted_not_fatal(tmp_path):
     extract.way(13, [101, 102], highway="service")
     extract.way(14, [102, 103], highway="service")
     # An outer ring with a gap (13 and 14 do not close), and one whose member is missing.
-    extract.relation(20, [("w", 13, "outer"), ("w", 14, "outer")],
-                     type="multipolygon", shop="supermarket")
+    extract.relation(
+        20, [("w", 13, "outer"), ("w", 14, "outer")], type="multipolygon", shop="supermarket"
+    )
     extract.relation(21, [("w", 998, "outer")], type="multipolygon", shop="supermarket")
     extract.relation(22, [("w", 13, "")], type="site", shop="supermarket")
     result = read_markets(extract.write(tmp_path / "broken.osm.pbf"))
 
     assert result.markets["osm_id"].tolist() == [1]
     assert result.excluded == {
-        "lifecycle": 0, "closed": 0, "unclosed_way": 1, "not_multipolygon": 1, "no_geometry": 4,
+        "lifecycle": 0,
+        "closed": 0,
+        "unclosed_way": 1,
+        "not_multipolygon": 1,
+        "no_geometry": 4,
     }
 
 
@@ -361,8 +408,11 @@ def test_multipolygon_market_gets_a_point_in_its_area_not_in_its_hole(tmp_path):
     extract.way(42, [outer[0], outer[1], outer[2]])
     extract.way(43, [outer[2], outer[3], outer[0]])
     extract.relation(
-        50, [("w", 42, "outer"), ("w", 41, "inner"), ("w", 43, "outer")],
-        type="multipolygon", amenity="marketplace", name="Wochenmarkt",
+        50,
+        [("w", 42, "outer"), ("w", 41, "inner"), ("w", 43, "outer")],
+        type="multipolygon",
+        amenity="marketplace",
+        name="Wochenmarkt",
     )
     result = read_markets(extract.write(tmp_path / "multipolygon.osm.pbf"))
 
@@ -376,8 +426,14 @@ def test_multipolygon_market_gets_a_point_in_its_area_not_in_its_hole(tmp_path):
 def test_node_inside_a_multipolygon_of_the_same_shop_replaces_it(tmp_path):
     extract = Extract()
     extract.outline(40, square(LON, LAT, 0.004))
-    extract.relation(50, [("w", 40, "outer")], type="multipolygon", shop="department_store",
-                     name="Galeria", opening_hours="Mo-Sa 10:00-20:00")
+    extract.relation(
+        50,
+        [("w", 40, "outer")],
+        type="multipolygon",
+        shop="department_store",
+        name="Galeria",
+        opening_hours="Mo-Sa 10:00-20:00",
+    )
     extract.node(1, LON + 0.001, LAT + 0.001, shop="department_store", name="galeria")
     result = read_markets(extract.write(tmp_path / "store.osm.pbf"))
 
@@ -414,21 +470,33 @@ def test_pbf_is_recognised_by_its_content_not_its_name(tmp_path):
 
 
 def _overpass(path: Path, elements: list) -> Path:
-    document = {"version": 0.6, "osm3s": {"timestamp_osm_base": "2024-01-21T02:19:08Z"},
-                "elements": elements}
+    document = {
+        "version": 0.6,
+        "osm3s": {"timestamp_osm_base": "2024-01-21T02:19:08Z"},
+        "elements": elements,
+    }
     path.write_text(json.dumps(document), encoding="utf-8")
     return path
 
 
 def _overpass_pair(with_geometry: bool) -> list:
     corners = square(LON, LAT) + square(LON, LAT)[:1]
-    way = {"type": "way", "id": 20, "nodes": [1, 2, 3, 4, 1],
-           "center": {"lat": LAT + 0.0005, "lon": LON + 0.0005},
-           "tags": {"shop": "supermarket", "name": "Lidl", "addr:city": "Lauf"}}
+    way = {
+        "type": "way",
+        "id": 20,
+        "nodes": [1, 2, 3, 4, 1],
+        "center": {"lat": LAT + 0.0005, "lon": LON + 0.0005},
+        "tags": {"shop": "supermarket", "name": "Lidl", "addr:city": "Lauf"},
+    }
     if with_geometry:
         way["geometry"] = [{"lat": lat, "lon": lon} for lon, lat in corners]
-    node = {"type": "node", "id": 7, "lat": LAT + 0.0002, "lon": LON + 0.0002,
-            "tags": {"shop": "supermarket", "name": "LIDL"}}
+    node = {
+        "type": "node",
+        "id": 7,
+        "lat": LAT + 0.0002,
+        "lon": LON + 0.0002,
+        "tags": {"shop": "supermarket", "name": "LIDL"},
+    }
     return [way, node]
 
 
@@ -447,23 +515,42 @@ def test_overpass_applies_the_same_tag_rules(tmp_path):
     elements = [
         {"type": "node", "id": 1, "lat": LAT, "lon": LON, "tags": {"shop": "bakery"}},
         {"type": "node", "id": 2, "lat": LAT, "lon": LON, "tags": {"shop": "vacant"}},
-        {"type": "node", "id": 3, "lat": LAT, "lon": LON,
-         "tags": {"shop": "bakery", "opening_hours": "closed"}},
-        {"type": "way", "id": 4, "nodes": [1, 2, 3], "center": {"lat": LAT, "lon": LON},
-         "tags": {"shop": "bakery"}},
+        {
+            "type": "node",
+            "id": 3,
+            "lat": LAT,
+            "lon": LON,
+            "tags": {"shop": "bakery", "opening_hours": "closed"},
+        },
+        {
+            "type": "way",
+            "id": 4,
+            "nodes": [1, 2, 3],
+            "center": {"lat": LAT, "lon": LON},
+            "tags": {"shop": "bakery"},
+        },
         {"type": "way", "id": 5, "nodes": [1, 2, 3, 1], "tags": {"shop": "bakery"}},
-        {"type": "relation", "id": 6, "center": {"lat": LAT, "lon": LON},
-         "tags": {"type": "multipolygon", "amenity": "marketplace"}},
+        {
+            "type": "relation",
+            "id": 6,
+            "center": {"lat": LAT, "lon": LON},
+            "tags": {"type": "multipolygon", "amenity": "marketplace"},
+        },
         {"type": "node", "id": 8, "lat": LAT, "lon": LON},  # untagged, as in recursed output
         {"type": "area", "id": 3600062422, "tags": {"amenity": "marketplace"}},
     ]
     result = read_markets(_overpass(tmp_path / "rules.json", elements))
 
     assert list(zip(result.markets["osm_type"], result.markets["osm_id"], strict=True)) == [
-        ("node", 1), ("relation", 6)
+        ("node", 1),
+        ("relation", 6),
     ]
     assert result.excluded == {
-        "lifecycle": 1, "closed": 1, "unclosed_way": 1, "not_multipolygon": 0, "no_geometry": 1,
+        "lifecycle": 1,
+        "closed": 1,
+        "unclosed_way": 1,
+        "not_multipolygon": 0,
+        "no_geometry": 1,
     }
 
 
@@ -489,26 +576,44 @@ BAD_INPUTS = {
         lambda p: p.write_bytes(MUENCHEN.read_bytes()[: MUENCHEN.stat().st_size // 2]),
         "broken or truncated PBF file (PBF error: unexpected EOF)",
     ),
-    "text": ("notes.osm.pbf", lambda p: p.write_text("shop=supermarket\n"),
-             "neither an OSM PBF nor Overpass JSON file"),
+    "text": (
+        "notes.osm.pbf",
+        lambda p: p.write_text("shop=supermarket\n"),
+        "neither an OSM PBF nor Overpass JSON file",
+    ),
     "png": ("map.png", _png, "neither an OSM PBF nor Overpass JSON file"),
-    "osm_xml": ("extract.osm", lambda p: p.write_text('<?xml version="1.0"?><osm/>'),
-                "OSM XML is not supported"),
-    "invalid_json": ("cut.json", lambda p: p.write_text('{"elements": [{"type": "no'),
-                     "invalid JSON"),
+    "osm_xml": (
+        "extract.osm",
+        lambda p: p.write_text('<?xml version="1.0"?><osm/>'),
+        "OSM XML is not supported",
+    ),
+    "invalid_json": (
+        "cut.json",
+        lambda p: p.write_text('{"elements": [{"type": "no'),
+        "invalid JSON",
+    ),
     "json_list": ("list.json", lambda p: p.write_text("[1, 2]"), "JSON but not Overpass output"),
-    "json_object": ("geo.json", lambda p: p.write_text('{"type": "FeatureCollection"}'),
-                    "JSON but not Overpass output"),
-    "json_bad_element": ("bad.json", lambda p: p.write_text('{"elements": [{"id": 1}]}'),
-                         "element 0 is not an OSM element"),
+    "json_object": (
+        "geo.json",
+        lambda p: p.write_text('{"type": "FeatureCollection"}'),
+        "JSON but not Overpass output",
+    ),
+    "json_bad_element": (
+        "bad.json",
+        lambda p: p.write_text('{"elements": [{"id": 1}]}'),
+        "element 0 is not an OSM element",
+    ),
     "overpass_error": (
         "timeout.json",
         lambda p: p.write_text('{"elements": [], "remark": "runtime error: Query timed out"}'),
         "Overpass output is incomplete: runtime error: Query timed out",
     ),
     "no_markets_pbf": ("bench.osm.pbf", _no_markets_pbf, "no markets found (shop=supermarket|"),
-    "no_markets_json": ("none.json", lambda p: _overpass(p, []),
-                        "no markets found (shop=supermarket|"),
+    "no_markets_json": (
+        "none.json",
+        lambda p: _overpass(p, []),
+        "no markets found (shop=supermarket|",
+    ),
 }
 
 
