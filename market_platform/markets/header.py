@@ -8,7 +8,8 @@ from pathlib import Path
 
 import osmium
 
-_PBF_KEYS = ("osmosis_replication_timestamp", "timestamp")
+from market_platform.markets.candidates import parse_timestamp
+from market_platform.markets.pbf import TIMESTAMP_KEYS
 
 
 def extract_timestamp(path: Path) -> datetime | None:
@@ -26,17 +27,9 @@ def extract_timestamp(path: Path) -> datetime | None:
         try:
             reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
             header = reader.header()
-            value = next((header.get(key) for key in _PBF_KEYS if header.get(key)), None)
+            value = next((header.get(key) for key in TIMESTAMP_KEYS if header.get(key)), None)
             reader.close()
         except RuntimeError:
             return None
-    return _parse(value)
+    return parse_timestamp(value)
 
-
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

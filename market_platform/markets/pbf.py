@@ -36,7 +36,7 @@ from market_platform.markets.candidates import (
 )
 from market_platform.markets.tags import FILTER_KEYS, FILTER_TAGS, classify, market_fields
 
-_TIMESTAMP_KEYS = ("osmosis_replication_timestamp", "timestamp")
+TIMESTAMP_KEYS = ("osmosis_replication_timestamp", "timestamp")
 
 # How libosmium's IdFilter stores ids (IdSetDense): one bitmap of 2^25 bits per block of ids.
 _ID_BLOCK_BITS = 25
@@ -67,7 +67,7 @@ def read_pbf(path: Path) -> Extract:
 
 def _header(processor) -> Extract:
     header = processor().header
-    stamp = next((header.get(key) for key in _TIMESTAMP_KEYS if header.get(key)), None)
+    stamp = next((header.get(key) for key in TIMESTAMP_KEYS if header.get(key)), None)
     box = header.box()
     bbox = None
     if box.valid():
