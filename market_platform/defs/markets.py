@@ -179,6 +179,7 @@ def market_regions(
     On a border the lowest AGS wins; markets just outside the simplified coastline or border
     go to the nearest Kreis within 2 km; anything farther stays unassigned and is reported.
     """
+    started = time.perf_counter()
     open_markets = market_store.read_open_markets(market_db.engine)
     assigned = assign_regions(open_markets, regions)
     region_store.replace_market_regions(market_db.engine, markets["snapshot_id"], assigned)
@@ -198,6 +199,7 @@ def market_regions(
         "nearest": int(counts.get("nearest", 0)),
         "unassigned": int(counts.get("unassigned", 0)),
         "kreise_with_markets": int(assigned["kreis_ags"].nunique()),
+        "seconds": round(time.perf_counter() - started, 2),
     })
     return assigned
 
