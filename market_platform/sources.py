@@ -64,7 +64,9 @@ def fetch(source: str | os.PathLike, cache_dir: Path, timeout: float = 60.0) -> 
     size = path.stat().st_size
     if size == 0:
         raise InputError(source, "file is empty (0 bytes)")
-    return LocalFile(source, path.resolve(), size, sha256_of(path), downloaded)
+    # A relative path means nothing in the database once the run is over; keep it absolute.
+    named = source if is_url(source) else str(path.resolve())
+    return LocalFile(named, path.resolve(), size, sha256_of(path), downloaded)
 
 
 def _cache_name(url: str) -> str:

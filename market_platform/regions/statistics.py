@@ -122,12 +122,30 @@ def _top_total(top: pd.Series, region: str) -> int:
 
 
 def _change(stats: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Series:
+    """Markets gained or lost since the previous snapshot, over the Kreise both cover.
+
+    Two extracts may cover different Kreise (a city, then all of Germany); comparing their
+    Land or Germany totals would count coverage as openings. So each Kreis compares with its
+    own previous row, and a Land's or Germany's change is the sum over its Kreise that were
+    covered both times (empty when there are none).
+    """
+    empty = pd.Series([None] * len(stats), index=stats.index, dtype="Int64")
     if previous is None or previous.empty:
-        return pd.Series([None] * len(stats), index=stats.index, dtype="Int64")
-    before = previous.set_index(["level", "ags"])["markets"]
-    keys = pd.MultiIndex.from_frame(stats[["level", "ags"]])
-    return pd.Series(stats["markets"].to_numpy() - before.reindex(keys).to_numpy(),
-                     index=stats.index).astype("Int64")
+        return empty
+    before = previous[previous["level"] == "kreis"].set_index("ags")["markets"]
+    kreise = stats[stats["level"] == "kreis"]
+    kreis_change = (kreise["markets"] - kreise["ags"].map(before)).astype("Int64")
+
+    by_key = pd.Series(kreis_change.to_numpy(), index=kreise["ags"].to_numpy())
+    per_land = by_key.groupby(by_key.index.str.slice(0, 2)).sum(min_count=1)
+    total = by_key.sum(min_count=1)
+
+    change = empty.copy()
+    change[kreise.index] = kreis_change
+    laender = stats["level"] == "land"
+    change[laender] = stats.loc[laender, "ags"].map(per_land).astype("Int64")
+    change[stats["level"] == "germany"] = total if pd.notna(total) else None
+    return change
 
 
 def _level_order(column: pd.Series) -> pd.Series:

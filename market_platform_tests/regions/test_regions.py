@@ -167,3 +167,20 @@ def test_change_since_previous_extract(regions_frame):
     germany = after.query("level == 'germany'").iloc[0]
     assert germany["markets_change"] == -10
     assert after.query("level == 'kreis'")["markets_change"].sum() == -10
+
+
+def test_change_counts_only_kreise_covered_both_times(regions_frame):
+    """A city extract followed by a Germany-wide one: coverage is not counted as openings."""
+    markets = _lidl_markets()
+    assigned = assign_regions(markets, regions_frame)
+    placed = markets.merge(assigned, on=["osm_type", "osm_id"])
+    city = placed[placed["kreis_ags"] == "09162"]
+    before = regional_statistics(city.iloc[:-2], regions_frame, ["09162"])
+    everything = covered_kreise(regions_frame, None, placed["kreis_ags"])
+    after = regional_statistics(placed, regions_frame, everything, previous=before)
+
+    rows = after.set_index(["level", "ags"])["markets_change"]
+    assert rows[("kreis", "09162")] == 2
+    assert rows[("land", "09")] == 2
+    assert rows[("germany", "DE")] == 2
+    assert pd.isna(rows[("kreis", "09184")]) and pd.isna(rows[("land", "05")])
