@@ -1,15 +1,13 @@
-"""Rolling-origin backtest: four weekly origins, 168 hours each, and the model choice per site.
+"""Rolling-origin backtest: four weekly origins per site, 168 hours each, and the choice.
 
-Origins are local midnights one, two, three and four weeks before the forecast origin
-``end``. At each origin every model forecasts the next 168 hours from what was known then,
-and is scored by the mean absolute error over the hours that have a clean value (gaps,
-outage days and backlog spikes are not scored). ``mae_rel`` divides a model's MAE by that of
-the one-week-earlier baseline at the same site and origin.
-
-The choice per site is the candidate (a model or an equal-weight blend of two) with the lowest
-MAE summed over the origins; ties go to the simpler candidate, earlier in ``CANDIDATES``. Its
-score is in-sample, so ``choice_holdout_rel`` also reports the honest leave-one-origin-out
-score: at each origin, the candidate the other three origins would have chosen.
+Origins are local midnights whole weeks before the forecast origin ``end``. Each site gets its
+own four: the latest ones, at most ``LOOKBACK_WEEKS`` back, at which it has enough clean
+history and a week before and after the origin with enough clean hours. A pool closed for the
+summer is thus judged on its last open weeks instead of not at all, and never on closed weeks.
+At each origin every model forecasts the next 168 hours from what was known then, and is scored
+by the mean absolute error over the hours that have a clean value (gaps, outage and closure
+days and backlog spikes are not scored). ``mae_rel`` divides a model's MAE by that of the
+one-week-earlier baseline at the same site and origin.
 """
 
 from __future__ import annotations
@@ -19,28 +17,34 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from market_platform.occupancy import choice as choosing
 from market_platform.occupancy import models
 from market_platform.occupancy.features import HORIZON, SiteSeries
 
 N_ORIGINS = 4
+#: How far back (weeks before ``end``) a site's backtest origins may lie.
+LOOKBACK_WEEKS = 26
 #: Hours of clean history an origin needs before it, for four weekly lags and a fit.
 MIN_HISTORY_HOURS = 4 * HORIZON
-#: An origin with fewer clean hours than this is not scored (a closed or silent week).
+#: Clean hours the week before and the week after an origin need (a closed or silent week
+#: has fewer, and neither teaches the baselines nor judges the models).
 MIN_SCORED_HOURS = 72
-BLENDS = {
-    "blend_gbm_median": ("gbm_global", "median_4w"),
-    "blend_gbm_naive": ("gbm_global", "seasonal_naive"),
-    "blend_mstl_median": ("mstl", "median_4w"),
-    "blend_gbm_mstl": ("gbm_global", "mstl"),
-    "blend_gbm_mstl_median": ("gbm_global", "mstl", "median_4w"),
-}
-CANDIDATES = (*models.MODELS, *BLENDS)
-REFERENCE = "seasonal_naive"
+#: A global model fitted at one origin also serves the origins less than this many weeks
+#: after it (never earlier ones, which would let it see their answers). Sites with origins
+#: spread over months then cost a few fits, not one per week; the backtest judges a model up
+#: to three weeks old, a little staler than the one fitted afresh for each forecast.
+BOOSTER_REUSE_WEEKS = 4
+REFERENCE = choosing.REFERENCE
+CANDIDATES = choosing.CANDIDATES
 
 
 @dataclass
 class Backtest:
-    """Scores per site, candidate and origin, forecasts kept for intervals and charts."""
+    """Scores per site, candidate and origin, forecasts kept for intervals and charts.
+
+    Keys ``(site_id, index)`` count a site's own origins from 0 (oldest); ``origins`` and
+    ``positions`` give their UTC instant and grid position.
+    """
 
     scores: pd.DataFrame
     choice: pd.DataFrame
@@ -48,6 +52,7 @@ class Backtest:
     actuals: dict[tuple[str, int], np.ndarray] = field(repr=False)
     notes: dict[str, str]
     positions: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+    origins: dict[tuple[str, int], pd.Timestamp] = field(default_factory=dict, repr=False)
 
 
 def origin_times(end: pd.Timestamp, timezone: str, n_origins: int = N_ORIGINS) -> list:
@@ -61,77 +66,106 @@ def origin_times(end: pd.Timestamp, timezone: str, n_origins: int = N_ORIGINS) -
     ]
 
 
-def usable_origins(series: SiteSeries, end: pd.Timestamp) -> list[int]:
-    """Positions of the backtest origins that have enough clean history before them."""
-    positions = [series.position(t) for t in origin_times(end, series.timezone)]
-    observed = np.cumsum(np.isfinite(series.clean))
-    return [p for p in positions if p > 0 and observed[p - 1] >= MIN_HISTORY_HOURS]
+def usable_origins(series: SiteSeries, end: pd.Timestamp) -> list[pd.Timestamp]:
+    """The site's latest ``N_ORIGINS`` usable backtest origins (oldest first)."""
+    clean = np.isfinite(series.clean)
+    observed = np.concatenate([[0], np.cumsum(clean)])
+    chosen = []
+    for when in reversed(origin_times(end, series.timezone, LOOKBACK_WEEKS)):
+        p = series.position(when)
+        if p < HORIZON or p + HORIZON > len(clean):
+            continue
+        history = observed[p]
+        week_before = observed[p] - observed[p - HORIZON]
+        week_after = observed[p + HORIZON] - observed[p]
+        if (
+            history >= MIN_HISTORY_HOURS
+            and week_before >= MIN_SCORED_HOURS
+            and week_after >= MIN_SCORED_HOURS
+        ):
+            chosen.append(when)
+            if len(chosen) == N_ORIGINS:
+                break
+    return chosen[::-1]
 
 
 def run(group: list[SiteSeries], end: pd.Timestamp) -> Backtest:
-    """Backtest every model on every site of ``group`` (one global model per origin index)."""
+    """Backtest every model on every site of ``group`` (global models shared by the group)."""
     plans = {s.site_id: usable_origins(s, end) for s in group}
     notes = {
-        s.site_id: (
-            f"site {s.site_id}: {s.n_observed} hours of history, too little for a weekly "
-            f"model and its backtest (needs {MIN_HISTORY_HOURS} clean hours before "
-            f"{origin_times(end, s.timezone)[0]:%Y-%m-%d}); using the one-week-earlier baseline"
-        )
+        s.site_id: _too_little_note(s, end, len(plans[s.site_id]))
         for s in group
-        if not plans[s.site_id]
+        if len(plans[s.site_id]) < choosing.MIN_ORIGINS
     }
+    boosters = _boosters(group, sorted({t for times in plans.values() for t in times}))
+
     forecasts: dict[tuple[str, str, int], np.ndarray] = {}
     actuals: dict[tuple[str, int], np.ndarray] = {}
     positions: dict[tuple[str, int], int] = {}
-
-    for index in range(N_ORIGINS):
-        members = [
-            (s, plans[s.site_id][-N_ORIGINS + index])
-            for s in group
-            if len(plans[s.site_id]) >= N_ORIGINS - index
-        ]
-        if not members:
-            continue
-        booster = models.GlobalBoosting().fit(members)
-        for series, origin_pos in members:
+    origins: dict[tuple[str, int], pd.Timestamp] = {}
+    served: dict[models.GlobalBoosting, list[tuple[SiteSeries, int, int]]] = {}
+    for series in group:
+        for index, when in enumerate(plans[series.site_id]):
             key = (series.site_id, index)
+            origin_pos = series.position(when)
             actuals[key] = series.clean[origin_pos : origin_pos + HORIZON]
-            positions[key] = origin_pos
+            positions[key], origins[key] = origin_pos, when
             for name, model in models.LOCAL_MODELS.items():
                 forecasts[(series.site_id, name, index)] = model(series, origin_pos)
-            forecasts[(series.site_id, "gbm_global", index)] = booster.predict(series, origin_pos)
-            for blend, parts in BLENDS.items():
-                stacked = [forecasts[(series.site_id, p, index)] for p in parts]
-                forecasts[(series.site_id, blend, index)] = np.mean(stacked, axis=0)
+            served.setdefault(boosters[when], []).append((series, origin_pos, index))
 
-    scores = _scores(group, plans, end, forecasts, actuals)
-    choice = choose(scores, [s.site_id for s in group])
-    return Backtest(scores, choice, forecasts, actuals, notes, positions)
+    for booster, items in served.items():
+        predicted = booster.predict_many([(series, pos) for series, pos, _ in items])
+        for (series, _, index), forecast in zip(items, predicted):
+            forecasts[(series.site_id, "gbm_global", index)] = forecast
+    for site_id, index in actuals:
+        parts = {m: forecasts[(site_id, m, index)] for m in models.MODELS}
+        for blend in choosing.BLENDS:
+            forecasts[(site_id, blend, index)] = choosing.combine(parts, blend)
+
+    scores = _scores(group, forecasts, actuals, origins)
+    choice = choosing.choose(scores, [s.site_id for s in group])
+    return Backtest(scores, choice, forecasts, actuals, notes, positions, origins)
 
 
-def _scores(group, plans, end, forecasts, actuals) -> pd.DataFrame:
+def _too_little_note(series: SiteSeries, end: pd.Timestamp, n_origins: int) -> str:
+    return (
+        f"site {series.site_id}: {series.n_observed} hours of history and {n_origins} usable "
+        f"backtest origin(s) in the {LOOKBACK_WEEKS} weeks before {end:%Y-%m-%d}, too little "
+        f"for a weekly model and its backtest (an origin needs {MIN_HISTORY_HOURS} clean hours "
+        f"before it and {MIN_SCORED_HOURS} in the week before and after it; a choice needs "
+        f"{choosing.MIN_ORIGINS} origins); using the one-week-earlier baseline"
+    )
+
+
+def _boosters(group: list[SiteSeries], times: list[pd.Timestamp]) -> dict:
+    """A global model per origin instant, each fitted at or before it (never after)."""
+    boosters, fitted_at, booster = {}, None, None
+    for when in times:
+        if fitted_at is None or when - fitted_at >= pd.Timedelta(weeks=BOOSTER_REUSE_WEEKS):
+            booster = models.GlobalBoosting().fit([(s, s.position(when)) for s in group])
+            fitted_at = when
+        boosters[when] = booster
+    return boosters
+
+
+def _scores(group, forecasts, actuals, origins) -> pd.DataFrame:
     rows = []
-    for series in group:
-        times = origin_times(end, series.timezone)
-        for index in range(N_ORIGINS):
-            actual = actuals.get((series.site_id, index))
-            if actual is None:
-                continue
-            ok = np.isfinite(actual)
-            if ok.sum() < MIN_SCORED_HOURS:
-                ok[:] = False
-            for name in CANDIDATES:
-                error = np.abs(forecasts[(series.site_id, name, index)][ok] - actual[ok])
-                rows.append(
-                    {
-                        "site_id": series.site_id,
-                        "dataset": series.dataset,
-                        "model": name,
-                        "origin": times[index],
-                        "n_hours": int(ok.sum()),
-                        "mae": float(error.mean()) if ok.any() else np.nan,
-                    }
-                )
+    datasets = {s.site_id: s.dataset for s in group}
+    for (site_id, index), actual in actuals.items():
+        ok = np.isfinite(actual)
+        for name in CANDIDATES:
+            error = np.abs(forecasts[(site_id, name, index)][ok] - actual[ok])
+            rows.append(
+                {
+                    "site_id": site_id,
+                    "dataset": datasets[site_id],
+                    "model": name,
+                    "origin": origins[(site_id, index)],
+                    "n_hours": int(ok.sum()),
+                    "mae": float(error.mean()),
+                }
+            )
     scores = pd.DataFrame(
         rows, columns=["site_id", "dataset", "model", "origin", "n_hours", "mae"]
     )
@@ -139,49 +173,6 @@ def _scores(group, plans, end, forecasts, actuals) -> pd.DataFrame:
     ref = reference.reindex(pd.MultiIndex.from_frame(scores[["site_id", "origin"]])).to_numpy()
     scores["mae_rel"] = np.where(ref > 0, scores["mae"] / np.where(ref > 0, ref, 1), np.nan)
     return scores
-
-
-def choose(scores: pd.DataFrame, site_ids: list[str]) -> pd.DataFrame:
-    """The chosen candidate per site with its in-sample and leave-one-origin-out scores."""
-    rows = []
-    for site_id in site_ids:
-        site = scores[(scores["site_id"] == site_id) & scores["mae"].notna()]
-        if site.empty or site["n_hours"].sum() == 0:
-            rows.append({"site_id": site_id, "model": REFERENCE, "scored": False})
-            continue
-        table = site.pivot_table(index="origin", columns="model", values="mae", sort=True)
-        table = table[[c for c in CANDIDATES if c in table.columns]]
-        total = table.sum()
-        chosen = _best(total)
-        reference = total[REFERENCE]
-        if not reference > 0:
-            # Nothing to beat (a closed site scored on a few zero hours): keep the baseline.
-            rows.append({"site_id": site_id, "model": REFERENCE, "scored": False})
-            continue
-
-        holdout_errors = []
-        for origin in table.index:
-            others = table.drop(index=origin)
-            pick = _best(others.sum()) if len(others) else chosen
-            holdout_errors.append(table.loc[origin, pick])
-        rows.append(
-            {
-                "site_id": site_id,
-                "model": chosen,
-                "scored": True,
-                "mae": float(total[chosen] / len(table)),
-                "mae_reference": float(reference / len(table)),
-                "choice_rel": float(total[chosen] / reference),
-                "choice_holdout_rel": float(np.sum(holdout_errors) / reference),
-                "median_4w_rel": float(total["median_4w"] / reference),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _best(total: pd.Series) -> str:
-    # idxmin keeps the first of equal values, i.e. the simpler candidate.
-    return str(total.idxmin())
 
 
 def relative_by_model(scores: pd.DataFrame) -> pd.DataFrame:

@@ -3,14 +3,15 @@
 Sites are modelled in groups, one per dataset, so the global model learns from sites that
 measure the same thing (footfall at German sensors, people inside Munich pools, ...). For each
 group :func:`run_group` backtests every candidate, fits the chosen ones at the forecast origin
-``end`` and forecasts the next 168 hours.
+``end`` and forecasts the next 168 hours. A site in a closure at ``end`` (see ``quality``) is
+forecast as closed: model ``closed``, zero people, zero-width intervals, and a note saying
+since when.
 
 Prediction intervals come from the chosen candidate's own backtest errors (actual minus
 forecast), whose quantiles are taken per local hour of day, so that an interval is narrow in
 closed hours and wide at the peak (four origins give 28 errors per hour). Every value is then
-clipped to
-``[0, capacity]`` (capacity where it is known), so nothing negative or above capacity is
-published.
+clipped to ``[0, capacity]`` (capacity where it is known), so nothing negative or above
+capacity is published.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from market_platform.occupancy import backtest, features, models, quality
+from market_platform.occupancy import choice as choosing
 from market_platform.occupancy.features import HORIZON, SiteSeries
 
 #: Error quantiles for the 95 % and 80 % intervals: lower 95, lower 80, upper 80, upper 95.
@@ -30,6 +32,8 @@ DEFAULT_RELATIVE_OFFSETS = [-0.9, -0.5, 0.5, 1.0]
 MIN_ERRORS = 48
 #: A site with no reading in this many days before the origin is not forecast.
 STALE_DAYS = 28
+#: The model name of a forecast for a site in a closure at the forecast origin.
+CLOSED_MODEL = "closed"
 FORECAST_COLUMNS = [
     "site_id",
     "hour_utc",
@@ -62,18 +66,25 @@ def run_group(group: list[SiteSeries], end: pd.Timestamp) -> GroupResult:
     notes |= result.notes
 
     chosen = dict(zip(result.choice["site_id"], result.choice["model"]))
-    needs_gbm = [s for s in live if "gbm" in chosen[s.site_id]]
-    booster = None
+    closed = {s.site_id for s in live if quality.closed_at(s.flags, s.value, s.position(end))}
+    notes |= {s.site_id: _closed_note(s, end) for s in live if s.site_id in closed}
+    needs_gbm = [s for s in live if "gbm" in chosen[s.site_id] and s.site_id not in closed]
+    gbm: dict[str, np.ndarray] = {}
     if needs_gbm:
         booster = models.GlobalBoosting().fit([(s, s.position(end)) for s in live])
+        predicted = booster.predict_many([(s, s.position(end)) for s in needs_gbm])
+        gbm = {s.site_id: forecast for s, forecast in zip(needs_gbm, predicted)}
 
     frames, history = [], {}
     for series in live:
         origin = series.position(end)
-        name = chosen[series.site_id]
-        point = _candidate_forecast(series, origin, name, booster)
-        quantiles = _error_quantiles(result, series, name)
-        frames.append(_with_intervals(series, origin, name, point, quantiles))
+        if series.site_id in closed:
+            frames.append(_closed_forecast(series, origin))
+        else:
+            name = chosen[series.site_id]
+            point = _candidate_forecast(series, origin, name, gbm.get(series.site_id))
+            quantiles = _error_quantiles(result, series, name)
+            frames.append(_with_intervals(series, origin, name, point, quantiles))
         start = max(0, origin - 14 * 24)
         history[series.site_id] = pd.Series(
             series.value[start:origin], index=series.hours[start:origin]
@@ -113,15 +124,38 @@ def _drop_stale(group: list[SiteSeries], end: pd.Timestamp):
     return live, notes
 
 
-def _candidate_forecast(series, origin, name, booster) -> np.ndarray:
-    parts = backtest.BLENDS.get(name, (name,))
-    forecasts = []
-    for part in parts:
+def _closed_note(series: SiteSeries, end: pd.Timestamp) -> str:
+    closed = (series.flags[: series.position(end)] & quality.FLAG_CLOSED) > 0
+    # The closure is the last run of closed hours; hours after the last reading have no flag.
+    last = int(np.flatnonzero(closed)[-1])
+    opened = np.flatnonzero(~closed[:last])
+    start = int(opened[-1]) + 1 if len(opened) else 0
+    since = series.hours[start].tz_convert(series.timezone)
+    return (
+        f"site {series.site_id}: closed since {since:%Y-%m-%d} (nobody inside or counted for "
+        f"{(last + 1 - start) // 24} days); forecast as closed (0) until it reports people again"
+    )
+
+
+def _closed_forecast(series: SiteSeries, origin: int) -> pd.DataFrame:
+    zeros = np.zeros(len(series.hours[origin : origin + HORIZON]))
+    frame = pd.DataFrame(
+        {"site_id": series.site_id, "hour_utc": series.hours[origin : origin + HORIZON],
+         "model": CLOSED_MODEL, "forecast": zeros}
+    )
+    for label in ("lower_80", "upper_80", "lower_95", "upper_95"):
+        frame[label] = zeros
+    return frame[FORECAST_COLUMNS]
+
+
+def _candidate_forecast(series, origin, name, gbm_forecast) -> np.ndarray:
+    parts = {}
+    for part in choosing.BLENDS.get(name, (name,)):
         if part == "gbm_global":
-            forecasts.append(booster.predict(series, origin))
+            parts[part] = gbm_forecast
         else:
-            forecasts.append(models.LOCAL_MODELS[part](series, origin))
-    return np.mean(forecasts, axis=0)
+            parts[part] = models.LOCAL_MODELS[part](series, origin)
+    return choosing.combine(parts, name)
 
 
 def _error_quantiles(result: backtest.Backtest, series: SiteSeries, name: str) -> np.ndarray:

@@ -65,9 +65,13 @@ def describe(flags: np.ndarray) -> dict[str, int]:
     return {name: int(((flags & bit) > 0).sum()) for bit, name in FLAG_NAMES.items()}
 
 
-def closed_at(flags: np.ndarray, position: int) -> bool:
-    """Whether the hour before grid ``position`` lies in a closure (the site is closed now)."""
-    return position > 0 and bool(flags[position - 1] & FLAG_CLOSED)
+def closed_at(flags: np.ndarray, values: np.ndarray, position: int) -> bool:
+    """Whether a site is in a closure at grid ``position``: its last known hour before it is.
+
+    Hours after the last reading carry no flag yet, so they do not decide.
+    """
+    known = np.flatnonzero(np.isfinite(values[:position]) | (flags[:position] != 0))
+    return len(known) > 0 and bool(flags[known[-1]] & FLAG_CLOSED)
 
 
 def _silent_days(local_day: pd.DatetimeIndex, values: np.ndarray) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from market_platform.occupancy import features, forecast, models
+from market_platform.occupancy import features, forecast, models, quality
 
 BERLIN = "Europe/Berlin"
 
@@ -73,3 +73,20 @@ def test_stale_sites_are_not_forecast():
     series, _ = _series(weeks=10, forecast_from=later)
     result = forecast.run_all([series], later)
     assert result.forecasts.empty and "no reading" in result.notes["pool"]
+
+
+def test_a_site_closed_at_the_origin_is_forecast_closed():
+    open_series, end = _series(weeks=12, capacity=100.0)
+    value = np.where(np.arange(len(open_series.value)) >= open_series.position(end) - 10 * 24,
+                     0.0, open_series.value)[: open_series.position(end)]
+    hours = pd.Series(open_series.hours[: open_series.position(end)])
+    flags = quality.flag_hours(hours, pd.Series(value), BERLIN, set())
+    site = {"site_id": "pool", "dataset": "synthetic", "kind": "occupancy", "capacity": 100.0,
+            "timezone": BERLIN, "country": "DE", "subdivision": "BY"}
+    closed = features.build_series(site, hours, pd.Series(value), pd.Series(flags), end)
+
+    result = forecast.run_group([closed], end)
+    assert result.choice["scored"].all()  # judged on the open weeks before the closure
+    assert set(result.forecasts["model"]) == {forecast.CLOSED_MODEL}
+    assert result.forecasts[["forecast", "lower_95", "upper_95"]].eq(0).all().all()
+    assert "closed since 2025-05-23" in result.notes["pool"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from market_platform.occupancy import adapters, quality, resample
 
@@ -65,3 +66,58 @@ def test_normal_sundays_and_holidays_are_not_outages(real_hourly):
     assert (christmas["flags"] & quality.FLAG_OUTAGE).eq(0).all()
     sundays = knoepfle[local.dt.dayofweek == 6]
     assert (sundays["flags"] & quality.FLAG_OUTAGE).gt(0).mean() < 0.05
+
+
+def test_summer_closures_are_closures_not_outages(real_hourly):
+    hourly, _ = real_hourly
+    flagged = hourly.assign(
+        closed=(hourly["flags"] & quality.FLAG_CLOSED) > 0,
+        outage=(hourly["flags"] & quality.FLAG_OUTAGE) > 0,
+    )
+    closed_sites = set(flagged.loc[flagged["closed"], "site_id"])
+    munich = {s for s in hourly["site_id"].unique() if s.startswith("swm.")}
+    # 15 of the 17 Munich facilities close within the data (indoor pools and saunas for the
+    # summer, the ice rink after the winter); the Heidenheim outages end in a backlog and
+    # stay outages.
+    assert closed_sites == munich - {"swm.pool_bad_giesing_harlaching",
+                                     "swm.pool_olympia_schwimmhalle"}
+
+    westbad = flagged[flagged["site_id"] == "swm.pool_westbad"]
+    local = westbad["hour_utc"].dt.tz_convert("Europe/Berlin")
+    assert str(local[westbad["closed"]].min().date()) == "2026-04-28"
+    assert westbad.loc[local >= "2026-04-29", "closed"].all()
+    assert not westbad["outage"].any()
+    # The closed weeks used to be flagged as outages (14,040 hours); measured now: 168 outage
+    # hours (single silent days at four facilities) and 18,623 closed hours.
+    in_munich = flagged[flagged["site_id"].isin(munich)]
+    assert 100 <= in_munich["outage"].sum() <= 250
+    assert 17_000 <= in_munich["closed"].sum() <= 20_000
+
+
+def _shop(silent_days: int, backlog: bool) -> tuple[pd.Series, pd.Series]:
+    """Eight weeks of hourly footfall, then a silence, then two normal weeks."""
+    hours = pd.date_range("2025-01-06", periods=(56 + silent_days + 14) * 24, freq="h",
+                          tz="UTC")
+    local_hour = hours.tz_convert("Europe/Berlin").hour
+    value = np.where((local_hour >= 8) & (local_hour < 20), 100.0, 0.0)
+    silent = slice(56 * 24, (56 + silent_days) * 24)
+    value[silent] = 0.0
+    if backlog:
+        value[(56 + silent_days) * 24 + 8] = 5_000.0
+    return pd.Series(hours), pd.Series(value)
+
+
+@pytest.mark.parametrize(("silent_days", "backlog", "expected"), [
+    (10, False, quality.FLAG_CLOSED),
+    (10, True, quality.FLAG_OUTAGE),
+    (4, False, quality.FLAG_OUTAGE),
+])
+def test_a_closure_is_a_long_silence_without_a_backlog(silent_days, backlog, expected):
+    hours, value = _shop(silent_days, backlog)
+    flags = quality.flag_hours(hours, value, "Europe/Berlin", set())
+    silence = flags[56 * 24 + 12 : (56 + silent_days) * 24 - 12]
+    assert (silence & (quality.FLAG_CLOSED | quality.FLAG_OUTAGE) == expected).all()
+    assert not (flags[: 55 * 24] & quality.FLAG_CLOSED).any()
+    assert quality.closed_at(flags, value.to_numpy(), (56 + silent_days) * 24 - 12) == (
+        expected == quality.FLAG_CLOSED
+    )
