@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +19,15 @@ NO_GEOMETRY = "no_geometry"
 
 #: Every key of ``MarketsRead.excluded``, present with 0 so that logs and metadata line up.
 EXCLUSION_REASONS = (LIFECYCLE, CLOSED, UNCLOSED_WAY, NOT_MULTIPOLYGON, NO_GEOMETRY)
+
+#: OSM ids are positive; the markets table keeps them as bigint, numpy as int64.
+MAX_OSM_ID = 2**63 - 1
+
+_DEGREES = {"latitude": 90, "longitude": 180}
+
+
+class BadElement(ValueError):
+    """One OSM object is unusable; the reader turns it into an ``InputError`` naming the file."""
 
 
 @dataclass(slots=True)
@@ -39,6 +50,38 @@ class Extract:
     excluded: Counter = field(default_factory=Counter)
     osm_timestamp: datetime | None = None
     header_bbox: tuple[float, float, float, float] | None = None
+    #: ``(osm_type, osm_id)`` of the objects with market tags, and of those found again.
+    seen: set[tuple[str, int]] = field(default_factory=set)
+    repeated: set[tuple[str, int]] = field(default_factory=set)
+
+    def look_at(self, osm_type: str, osm_id: int) -> None:
+        """Note an object with market tags, so that one listed twice can be reported.
+
+        Raises:
+            BadElement: ``osm_id`` is not an OSM id.
+        """
+        if not 0 < osm_id <= MAX_OSM_ID:
+            # JOSM numbers objects it has not uploaded -1, -2, ... anew in every file: such
+            # ids would mix up different shops from one snapshot to the next.
+            hint = "; negative ones are objects an editor has not uploaded" if osm_id < 0 else ""
+            raise BadElement(f"not an OSM id (OSM ids are 1 to 2**63 - 1{hint})")
+        key = (osm_type, osm_id)
+        if key in self.seen:
+            self.repeated.add(key)
+        self.seen.add(key)
+
+
+def coordinate_problem(axis: str, value: object) -> str | None:
+    """What is wrong with a ``"latitude"`` or ``"longitude"`` value in degrees; None if nothing."""
+    # bool is an int to Python, and true is no latitude.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{axis} {reprlib.repr(value)} is not a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{axis} {value} is not a finite number"
+    limit = _DEGREES[axis]
+    if not -limit <= value <= limit:
+        return f"{axis} {reprlib.repr(value)} is outside -{limit}..{limit}"
+    return None
 
 
 def parse_timestamp(value: str | None) -> datetime | None:

@@ -14,6 +14,11 @@ first one; none of the extracts in shared data needs it.
 
 Like libosmium itself, the reader expects nodes before ways before relations, each sorted by
 id, as every extract tool writes PBFs.
+
+Damage that libosmium reports (a cut or corrupt file), tag text that is not UTF-8, and market
+objects with an id that is not an OSM id or a location outside the world raise ``InputError``
+naming the file and the object. All checks run on the objects that pass the C++ tag filter,
+never once per node of the extract.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from market_platform.markets.candidates import (
     NO_GEOMETRY,
     NOT_MULTIPOLYGON,
     UNCLOSED_WAY,
+    BadElement,
     Candidate,
     Extract,
+    coordinate_problem,
     parse_timestamp,
 )
 from market_platform.markets.tags import FILTER_KEYS, FILTER_TAGS, classify, market_fields
@@ -43,12 +50,18 @@ _ID_BLOCK_BITS = 25
 _ID_BLOCK_BYTES = 2**_ID_BLOCK_BITS // 8
 _ID_FILTER_BUDGET = 128 * 2**20
 
+# libosmium's Location::undefined_coordinate: a location never set, not a wrong one.
+_UNDEFINED = 2**31 - 1
+
+_KINDS = {"n": "node", "w": "way", "r": "relation"}
+
 
 def read_pbf(path: Path) -> Extract:
     """All market candidates of the PBF at ``path``; the format has been checked by the caller.
 
     Raises:
-        InputError: when libosmium cannot read the file (truncated, corrupt).
+        InputError: when libosmium cannot read the file (truncated, corrupt), or a market
+            object is unusable (see the module docstring).
     """
     # One thread pool for the header and both passes, rather than threads started per read.
     processor = partial(
@@ -62,6 +75,13 @@ def read_pbf(path: Path) -> Extract:
         # Its text is in the message; chaining it would make Dagster show it as the root cause
         # instead of the InputError that names the file.
         raise InputError(path, f"broken or truncated PBF file ({error})") from None
+    except UnicodeDecodeError as error:
+        # libosmium quotes the damaged bytes in some messages ("required feature not
+        # supported: ..."), and pybind11 then fails to turn the message into a str.
+        text = bytes(error.object).decode("utf-8", "replace")
+        raise InputError(path, f"broken or truncated PBF file ({text})") from None
+    except BadElement as error:
+        raise InputError(path, str(error)) from None
     return extract
 
 
@@ -92,29 +112,45 @@ def _read_objects(processor, extract: Extract) -> None:
     )
     relations = []
     for obj in objects:
-        tags = {tag.k: tag.v for tag in obj.tags}
-        market_type, reason = classify(tags)
-        if reason is not None:
-            extract.excluded[reason] += 1
-        elif market_type is None:
-            continue
-        elif obj.is_node():
-            _add_node(obj, market_type, tags, extract)
-        elif obj.is_way():
-            _add_way(obj, market_type, tags, extract)
-        elif tags.get("type") != "multipolygon":
-            extract.excluded[NOT_MULTIPOLYGON] += 1
-        else:
-            members = [(member.ref, member.role) for member in obj.members if member.type == "w"]
-            relations.append((obj.id, market_type, market_fields(tags), members))
+        # Named here: pyosmium's object can be read only until the loop moves on.
+        try:
+            _add_object(obj, extract, relations)
+        except UnicodeDecodeError as error:
+            raise BadElement(f"{_name(obj)}: a tag or role is not UTF-8 text ({error})") from None
+        except BadElement as error:
+            raise BadElement(f"{_name(obj)}: {error}") from None
 
     if relations:
         _add_relations(processor, locations, relations, extract)
 
 
+def _name(obj) -> str:
+    return f"{_KINDS[obj.type_str()]} {obj.id}"
+
+
+def _add_object(obj, extract: Extract, relations: list) -> None:
+    tags = {tag.k: tag.v for tag in obj.tags}
+    market_type, reason = classify(tags)
+    if market_type is None and reason is None:
+        return
+    extract.look_at(_KINDS[obj.type_str()], obj.id)
+    if reason is not None:
+        extract.excluded[reason] += 1
+    elif obj.is_node():
+        _add_node(obj, market_type, tags, extract)
+    elif obj.is_way():
+        _add_way(obj, market_type, tags, extract)
+    elif tags.get("type") != "multipolygon":
+        extract.excluded[NOT_MULTIPOLYGON] += 1
+    else:
+        members = [(member.ref, member.role) for member in obj.members if member.type == "w"]
+        relations.append((obj.id, market_type, market_fields(tags), members))
+
+
 def _add_node(node, market_type: str, tags: dict, extract: Extract) -> None:
     location = node.location
     if not location.valid():
+        _check_location(location)
         extract.excluded[NO_GEOMETRY] += 1
         return
     extract.candidates.append(
@@ -130,6 +166,8 @@ def _add_way(way, market_type: str, tags: dict, extract: Extract) -> None:
     try:
         coords = [(ref.lon, ref.lat) for ref in refs]
     except osmium.InvalidLocationError:
+        for ref in refs:
+            _check_location(ref.location, f"node {ref.ref}: ")
         # A node outside the extract: the outline, and so a point inside it, is unknown.
         extract.excluded[NO_GEOMETRY] += 1
         return
@@ -194,11 +232,25 @@ def _member_ways(processor, locations, wanted: set[int]) -> dict[int, list | Non
 def _way_coords(way, locations) -> list[tuple[float, float]] | None:
     coords = []
     for ref in way.nodes:
+        # The index takes no negative ids (its get() raises TypeError on them); the first
+        # pass stores none either, so a way of such nodes has no outline there too.
+        if ref.ref < 0:
+            return None
         try:
             location = locations.get(ref.ref)
         except KeyError:
             return None
         if not location.valid():
+            _check_location(location, f"way {way.id}: node {ref.ref}: ")
             return None
         coords.append((location.lon, location.lat))
     return coords
+
+
+def _check_location(location, prefix: str = "") -> None:
+    """Raise BadElement for a location that is set but outside the world; unset ones pass."""
+    if location.valid() or (location.x == _UNDEFINED and location.y == _UNDEFINED):
+        return
+    lon, lat = location.lon_without_check(), location.lat_without_check()
+    problem = coordinate_problem("latitude", lat) or coordinate_problem("longitude", lon)
+    raise BadElement(prefix + (problem or f"location ({lon}, {lat}) is not valid"))

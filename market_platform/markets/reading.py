@@ -3,7 +3,7 @@
 The entry point of the markets domain: ``read_markets(path)`` checks what the file is, hands it
 to the reader of its format, removes shops mapped twice (node and outline) and returns the
 rows with what is known about the extract. Everything that makes a file unusable is raised as
-``InputError`` naming the file.
+``InputError`` naming the file, and the element where there is one.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ MARKET_COLUMNS = ["osm_type", "osm_id", "market_type", *FIELD_KEYS, "lon", "lat"
 PBF = "pbf"
 OVERPASS_JSON = "overpass-json"
 
-# Every PBF starts with the length of its first blob header, then that header's type field:
-# tag 0x0a, length 9, "OSMHeader".
+# Every PBF starts with the length of its first blob header (4 bytes, big-endian, below 64 KiB
+# so the first two are zero), then that header's type field: tag 0x0a, length 9, "OSMHeader".
 _PBF_MAGIC = b"\x0a\x09OSMHeader"
+_PBF_START = 4 + len(_PBF_MAGIC)
+
+#: How many objects found twice an error message names.
+SHOWN_REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,14 @@ def read_markets(path: str | Path) -> MarketsRead:
 
     Raises:
         InputError: the file is missing, empty, truncated, of another format, not Overpass
-            output, or holds no market at all.
+            output, holds an object that is broken or listed twice, or holds no market at all.
     """
     path = Path(path)
     started = time.perf_counter()
     source_format = detect_format(path)
     extract = read_pbf(path) if source_format == PBF else read_overpass(path)
+    if extract.repeated:
+        raise InputError(path, _repeated_message(extract.repeated))
 
     candidates, duplicates = merge_nodes_into_areas(extract.candidates)
     if not candidates:
@@ -101,8 +107,12 @@ def detect_format(path: Path) -> str:
     with open(path, "rb") as handle:
         head = handle.read(64)
 
-    if head[4:15] == _PBF_MAGIC:
+    if head[4:_PBF_START] == _PBF_MAGIC:
         return PBF
+    if len(head) < _PBF_START and _starts_like_pbf(head):
+        raise InputError(
+            path, f"truncated OSM PBF: only {len(head)} bytes, less than a PBF's first header"
+        )
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if text.startswith((b"{", b"[")):
         return OVERPASS_JSON
@@ -110,6 +120,21 @@ def detect_format(path: Path) -> str:
         raise InputError(path, "OSM XML is not supported: convert it to PBF (osmium cat)")
     raise InputError(
         path, f"neither an OSM PBF nor Overpass JSON file (it starts with {head[:8]!r})"
+    )
+
+
+def _starts_like_pbf(head: bytes) -> bool:
+    return b"\x00\x00".startswith(head[:2]) and _PBF_MAGIC.startswith(head[4:])
+
+
+def _repeated_message(repeated: set[tuple[str, int]]) -> str:
+    # SQLite would keep the last copy and PostgreSQL refuse the insert (CardinalityViolation):
+    # neither knows which copy is right, and neither says which file to look at.
+    shown = [f"{osm_type} {osm_id}" for osm_type, osm_id in sorted(repeated)[:SHOWN_REPEATS]]
+    more = ", ..." if len(repeated) > SHOWN_REPEATS else ""
+    count = "1 object appears" if len(repeated) == 1 else f"{len(repeated)} objects appear"
+    return (
+        f"{count} more than once (an extract holds each object once): {', '.join(shown)}{more}"
     )
 
 

@@ -61,8 +61,9 @@ def independent_scan(path: Path) -> set[tuple[str, int]]:
 # Counts checked against SOURCES.md (pyrosm get_pois): München 17 supermarkets and 12
 # convenience, Lauf 10 and 1, Helgoland 1 and 4; the parser finds exactly these. pyrosm
 # merges no node/outline pairs, and these extracts hold none, so the counts agree:
-# every node lying in a market outline was listed by hand. In München those are the 29 stalls inside the Viktualienmarkt outline
-# (way 240014249, amenity=marketplace): butchers, greengrocers and a Hofpfisterei bakery,
+# every node lying in a market outline was listed by hand. In München those are the 29 stalls
+# inside the Viktualienmarkt outline (way 240014249, amenity=marketplace): butchers,
+# greengrocers and a Hofpfisterei bakery,
 # different market types from the market square, so 30 separate markets, rightly.
 # "lifecycle" counts shop=vacant (München 8, Helgoland 5) and disused:shop=bakery (1, 1, 2).
 REAL_EXTRACTS = {
