@@ -7,7 +7,9 @@ Plain SQLAlchemy Core, no Dagster. Every write in the platform happens inside on
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -60,6 +62,25 @@ def ensure_postgis(conn: Connection) -> bool:
         return False
     conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
     return True
+
+
+@contextmanager
+def begin_write(engine: Engine, lock: str) -> Iterator[Connection]:
+    """A transaction that holds the write lock ``lock`` from its first statement to the end.
+
+    Writers that read the current state before writing (the change history does) must not
+    interleave: both would plan from the same old state and one update would be lost. SQLite
+    takes its database write lock at ``BEGIN IMMEDIATE`` (pysqlite would otherwise begin
+    only at the first INSERT, after the reads); PostgreSQL takes an advisory lock named by
+    ``lock`` that ends with the transaction. A second writer waits for the first.
+    """
+    with engine.begin() as conn:
+        if is_postgres(conn):
+            key = zlib.crc32(lock.encode())
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def upsert(

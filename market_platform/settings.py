@@ -61,3 +61,8 @@ def occupancy_landing_dir() -> Path:
 def io_storage_dir() -> Path:
     """Intermediates between steps; a folder every worker can read in a distributed setup."""
     return Path(os.environ.get("MARKET_PLATFORM_IO_DIR", dagster_home() / "io")).resolve()
+
+
+def max_closed_share() -> float:
+    """Largest share of open markets one extract may close before it is refused as suspect."""
+    return float(os.environ.get("MARKET_PLATFORM_MAX_CLOSED_SHARE", "0.5"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -67,6 +69,43 @@ def fetch(source: str | os.PathLike, cache_dir: Path, timeout: float = 60.0) -> 
     # A relative path means nothing in the database once the run is over; keep it absolute.
     named = source if is_url(source) else str(path.resolve())
     return LocalFile(named, path.resolve(), size, sha256_of(path), downloaded)
+
+
+def pin(local: LocalFile, cache_dir: Path, keep_days: float = 7.0) -> LocalFile:
+    """The same file under a name only this run uses, so later steps read what was hashed.
+
+    A landing file can be replaced while its run waits in the queue; the later steps would
+    then parse another file than the one the snapshot is named after. A hard link keeps the
+    hashed content even when the original is replaced by a rename (a copy where the cache
+    lies on another filesystem); the sha256 is computed again on the pinned file.
+    """
+    folder = cache_dir / "pinned"
+    folder.mkdir(parents=True, exist_ok=True)
+    _prune(folder, keep_days)
+    target = folder / f"{local.sha256[:16]}-{local.path.name}"
+    if not target.exists():
+        partial = folder / f".{target.name}.{os.getpid()}"
+        try:
+            os.link(local.path, partial)
+        except OSError:
+            shutil.copyfile(local.path, partial)
+        os.replace(partial, target)
+    digest = sha256_of(target)
+    if digest != local.sha256:
+        target.unlink(missing_ok=True)
+        raise InputError(local.source, "changed while it was being read; try again")
+    return LocalFile(local.source, target, target.stat().st_size, digest, local.downloaded)
+
+
+def _prune(folder: Path, keep_days: float) -> None:
+    cutoff = time.time() - keep_days * 86_400
+    for entry in folder.iterdir():
+        try:
+            # ctime: a hard link shares the original's mtime, but linking sets the ctime.
+            if entry.stat().st_ctime < cutoff:
+                entry.unlink()
+        except FileNotFoundError:
+            continue
 
 
 def _cache_name(url: str) -> str:

@@ -8,7 +8,7 @@ import dagster as dg
 import osmium
 import pytest
 
-from market_platform_tests.conftest import MUENCHEN
+from market_platform_tests.conftest import HELGOLAND, MUENCHEN
 from market_platform_tests.test_markets_job import run_markets_job, tables
 
 
@@ -37,6 +37,13 @@ def _no_markets(path):
         ))
 
 
+def _paris_only(path):
+    with osmium.SimpleWriter(str(path)) as writer:
+        writer.add_node(osmium.osm.mutable.Node(
+            id=1, location=(2.3522, 48.8566), tags={"shop": "bakery", "name": "Paris"}
+        ))
+
+
 def _vacant_only(path):
     with osmium.SimpleWriter(str(path)) as writer:
         writer.add_node(osmium.osm.mutable.Node(
@@ -57,6 +64,9 @@ BAD_EXTRACTS = {
     "not_pbf": (lambda p: p.write_text("this is not an OSM file\n" * 10), ""),
     "no_markets": (_no_markets, "no markets"),
     "vacant_only": (_vacant_only, "no markets"),
+    "outside_germany": (_paris_only, "none of its 1 markets lies in a Kreis"),
+    "other_region": (lambda p: p.write_bytes(HELGOLAND.read_bytes()),
+                     "would close 130 of 130 open markets"),
     "not_overpass_json": (lambda p: p.write_text(json.dumps({"hello": "world"})), ""),
 }
 
@@ -96,3 +106,33 @@ def test_regions_file_without_key_columns_fails_clearly(loaded, tmp_path, monkey
     message = failure_message(run_markets_job(url, tmp_path, MUENCHEN))
     assert f"{regions}: has no region key column" in message
     assert tables(url) == before
+
+
+def test_population_with_duplicate_or_non_positive_rows_is_refused(tmp_path):
+    from market_platform.errors import InputError
+    from market_platform.regions.loading import load_population
+
+    duplicated = tmp_path / "duplicated.csv"
+    duplicated.write_text("ags,population\n09162,1471508\n09162,1471508\n")
+    with pytest.raises(InputError, match="duplicated.csv: Kreis 09162 appears 2 times"):
+        load_population(duplicated)
+
+    negative = tmp_path / "negative.csv"
+    negative.write_text("ags,population\n09162,-5\n")
+    with pytest.raises(InputError, match="negative.csv: row 2: population -5 .*positive"):
+        load_population(negative)
+
+
+def test_a_landing_file_replaced_after_hashing_is_not_read(tmp_path):
+    from market_platform import sources
+
+    landed = tmp_path / "landed.osm.pbf"
+    landed.write_bytes(MUENCHEN.read_bytes())
+    local = sources.fetch(str(landed), tmp_path / "cache")
+    pinned = sources.pin(local, tmp_path / "cache")
+    replacement = tmp_path / "replacement"
+    replacement.write_bytes(HELGOLAND.read_bytes())
+    replacement.replace(landed)  # a new file renamed into place while the run waits
+
+    assert sources.sha256_of(pinned.path) == local.sha256
+    assert pinned.path.read_bytes() == MUENCHEN.read_bytes()

@@ -28,12 +28,14 @@ import sqlalchemy as sa
 
 from market_platform import settings
 from market_platform.defs.resources import MarketDatabase
+from market_platform.defs.work import CPU, IO, work
 from market_platform.errors import InputError
+from market_platform.execution import executor_for
 from market_platform.occupancy import adapters, backtest, charts, forecast, ingest, quality, store
 from market_platform.occupancy.schema import BERLIN
 
-WORK_IO = {"market_platform/work": "io"}
-WORK_CPU = {"market_platform/work": "cpu"}
+WORK_IO = work(IO)
+WORK_CPU = work(CPU)
 GROUP = "occupancy"
 #: Weeks of stored history the models read: 30 training weeks, 4 backtest weeks and the lags.
 HISTORY_WEEKS = 42
@@ -82,7 +84,7 @@ def occupancy_observations(
     with engine.begin() as conn:
         store.metadata.create_all(conn)
         store.write_sites(conn, stored_sites)
-        written = store.write_observations(conn, in_window)
+        written = store.write_observations(conn, in_window, (start, end))
     context.log.info(
         f"stored {written} hourly values of {len(stored_sites)} sites for "
         f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC from {len(paths)} sources "
@@ -321,6 +323,7 @@ occupancy_job = dg.define_asset_job(
     selection=[occupancy_observations, occupancy_models, occupancy_forecasts],
     partitions_def=daily_partitions,
     description="Yesterday's observations, the backtest and model choice, the new forecast.",
+    executor_def=executor_for("occupancy_job"),
 )
 
 occupancy_ingest_job = dg.define_asset_job(
@@ -328,6 +331,7 @@ occupancy_ingest_job = dg.define_asset_job(
     selection=[occupancy_observations],
     partitions_def=daily_partitions,
     description="Ingest one landing file into the observations of the days it covers.",
+    executor_def=executor_for("occupancy_ingest_job"),
 )
 
 occupancy_schedule = dg.build_schedule_from_partitioned_job(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from market_platform import db
+from market_platform.errors import InputError
 from market_platform.markets.changes import KEY, TRACKED, diff_markets
 
 FIELDS = [
@@ -23,7 +24,16 @@ FIELDS = [
     "street", "housenumber", "postcode", "city", "lon", "lat",
 ]
 
+#: The address found by reverse geocoding (``market_platform.outside``), kept beside the OSM
+#: address and never written by a snapshot; ``address_source`` says which one a market has.
+GEOCODED_FIELDS = [
+    "geocoded_street", "geocoded_housenumber", "geocoded_postcode", "geocoded_city",
+]
+
 metadata = sa.MetaData()
+
+# One lock for every writer of the market tables and the tables derived from them.
+WRITE_LOCK = "market_platform.markets"
 
 snapshots_table = sa.Table(
     "market_snapshots",
@@ -52,6 +62,8 @@ markets_table = sa.Table(
     sa.Column("first_seen", sa.String(16), nullable=False),
     sa.Column("last_seen", sa.String(16), nullable=False),
     sa.Column("closed_in", sa.String(16)),
+    *(sa.Column(name, sa.Text) for name in GEOCODED_FIELDS),
+    sa.Column("address_source", sa.String(12)),
 )
 
 changes_table = sa.Table(
@@ -96,6 +108,7 @@ class ApplyResult:
 
 def create_tables(conn: Connection) -> None:
     metadata.create_all(conn)
+    _add_missing_columns(conn)
     if db.ensure_postgis(conn):
         # A generated column keeps the PostGIS point in step with lon/lat on every upsert.
         conn.execute(sa.text(
@@ -107,9 +120,34 @@ def create_tables(conn: Connection) -> None:
         ))
 
 
-def apply_snapshot(engine: Engine, snapshot: Snapshot, markets: pd.DataFrame) -> ApplyResult:
-    """Upsert ``markets`` as the new state and record the changes, in one transaction."""
-    with engine.begin() as conn:
+def _add_missing_columns(conn: Connection) -> None:
+    """Add the columns a database created by an older version lacks (the geocoded address)."""
+    # Column names from an empty result: reflecting the types would warn on PostGIS' geometry.
+    present = set(conn.execute(sa.text("SELECT * FROM markets WHERE 1 = 0")).keys())
+    for column in markets_table.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE markets ADD COLUMN {column.name} {kind}"))
+
+
+# Below this many open markets the closing guard does not apply: small test databases and
+# tiny extracts change by large shares legitimately.
+GUARD_MIN_MARKETS = 20
+
+
+def apply_snapshot(
+    engine: Engine,
+    snapshot: Snapshot,
+    markets: pd.DataFrame,
+    max_closed_share: float | None = None,
+) -> ApplyResult:
+    """Upsert ``markets`` as the new state and record the changes, in one transaction.
+
+    With ``max_closed_share``, an extract that would close more than that share of the open
+    markets is refused before anything is written: a PBF cut at a block boundary reads as a
+    valid, smaller extract, and so does an extract of another region.
+    """
+    with db.begin_write(engine, WRITE_LOCK) as conn:
         create_tables(conn)
         load_seq, previous = _place_in_history(conn, snapshot.snapshot_id)
         stored = pd.read_sql(sa.select(markets_table), conn)
@@ -117,6 +155,7 @@ def apply_snapshot(engine: Engine, snapshot: Snapshot, markets: pd.DataFrame) ->
         baseline = stored.empty
 
         changes = diff_markets(open_before[KEY + FIELDS], markets[KEY + FIELDS])
+        _guard_closures(changes, len(open_before), max_closed_share, snapshot.source)
         if not baseline:
             rows = changes.assign(
                 snapshot_id=snapshot.snapshot_id, previous_snapshot_id=previous
@@ -150,6 +189,20 @@ def apply_snapshot(engine: Engine, snapshot: Snapshot, markets: pd.DataFrame) ->
         changed=int(counts.get("changed", 0)),
         closed=int(counts.get("closed", 0)),
     )
+
+
+def _guard_closures(changes: pd.DataFrame, open_before: int, limit: float | None,
+                    source: str) -> None:
+    if limit is None or open_before < GUARD_MIN_MARKETS:
+        return
+    closed = int((changes["change"] == "closed").sum())
+    if closed / open_before > limit:
+        raise InputError(
+            source,
+            f"would close {closed} of {open_before} open markets ({closed / open_before:.0%}, "
+            f"more than {limit:.0%}): a truncated file or an extract of another region? "
+            "Set MARKET_PLATFORM_MAX_CLOSED_SHARE=1 to apply it anyway",
+        )
 
 
 def _place_in_history(conn: Connection, snapshot_id: str) -> tuple[int, str | None]:

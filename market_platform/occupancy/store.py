@@ -91,8 +91,24 @@ def write_sites(conn: Connection, sites: pd.DataFrame) -> int:
     return upsert(conn, sites_table, _records(sites[columns]), ["site_id"])
 
 
-def write_observations(conn: Connection, hourly: pd.DataFrame) -> int:
-    """Upsert hourly observations; gap hours (no value) are not stored."""
+def write_observations(
+    conn: Connection,
+    hourly: pd.DataFrame,
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> int:
+    """Upsert hourly observations; gap hours (no value) are not stored.
+
+    With ``window`` (start inclusive, end exclusive, UTC), the sites in ``hourly`` first lose
+    what was stored for them in that window: the newest delivery for a day is the truth for
+    it, and an hour it no longer has must not survive from an older one.
+    """
+    if window is not None and not hourly.empty:
+        table = observations_table.c
+        conn.execute(observations_table.delete().where(
+            table.site_id.in_(sorted(hourly["site_id"].unique())),
+            table.hour_utc >= window[0].to_pydatetime(),
+            table.hour_utc < window[1].to_pydatetime(),
+        ))
     rows = hourly.dropna(subset=["value"])
     columns = [c.name for c in observations_table.columns]
     return upsert(conn, observations_table, _records(rows[columns]), OBSERVATION_KEY)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import geopandas as gpd
 import pandas as pd
 
+from market_platform.errors import InputError
+
 DEFAULT_MAX_DISTANCE_M = 2_000.0
 _METRIC_CRS = "EPSG:3035"
 KEY = ["osm_type", "osm_id"]
@@ -71,3 +73,18 @@ def assign_regions(
     result["distance_m"] = result["distance_m"].astype(float).round(1)
     columns = KEY + ["kreis_ags", "land_ags", "assignment", "distance_m"]
     return result[columns].sort_values(KEY).reset_index(drop=True)
+
+
+def require_some_inside(assigned: pd.DataFrame, extract: str, regions: str) -> None:
+    """Refuse an extract none of whose markets lies in any Kreis.
+
+    That is an extract of another country, or a regions file with the wrong coordinate
+    system or swapped axes; writing it would close every market and fill the statistics
+    with empty rows.
+    """
+    if not assigned.empty and (assigned["assignment"] == "unassigned").all():
+        raise InputError(
+            extract,
+            f"none of its {len(assigned)} markets lies in a Kreis of {regions} "
+            "(an extract outside Germany, or regions in the wrong coordinate system?)",
+        )

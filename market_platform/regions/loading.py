@@ -118,10 +118,21 @@ def load_population(path: Path, source: str | None = None) -> pd.DataFrame:
         raise InputError(source, f"row {row}: population is not a number")
     if "area_km2" in frame.columns:
         result["area_km2"] = pd.to_numeric(frame["area_km2"], errors="coerce")
+    bad = result.index[result["population"] <= 0]
+    if len(bad):
+        row = int(bad[0]) + 2
+        value = result.loc[bad[0], "population"]
+        raise InputError(source, f"row {row}: population {value:g} is not a positive number")
 
     # Only Kreis rows count; Land or Gemeinde rows of the same file would count people twice.
+    is_gemeinde_file = result["ags"].str.len().max() > 5
     result["ags"] = result["ags"].str.slice(0, 5)
     result = result[result["ags"].str.fullmatch(r"\d{5}")]
+    if not is_gemeinde_file:
+        counts = result["ags"].value_counts()
+        if (counts > 1).any():
+            ags = counts.index[counts > 1][0]
+            raise InputError(source, f"Kreis {ags} appears {counts[ags]} times")
     return result.groupby("ags", as_index=False).sum(min_count=1)
 
 
@@ -129,7 +140,7 @@ def _destatis_gemeinden(path: Path, source: str) -> pd.DataFrame:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         rows = [
-            {"ags": key[:5], "population": item["population"], "area_km2": item.get("area")}
+            {"ags": key, "population": item["population"], "area_km2": item.get("area")}
             for key, item in data.items()
         ]
     except (ValueError, AttributeError, KeyError, TypeError) as error:

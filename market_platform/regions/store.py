@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from market_platform import db
+from market_platform.markets.store import WRITE_LOCK
 from market_platform.regions.statistics import TYPE_COLUMNS
 
 metadata = sa.MetaData()
@@ -46,7 +47,7 @@ statistics_table = sa.Table(
 def replace_market_regions(engine: Engine, snapshot_id: str, regions: pd.DataFrame) -> None:
     """The assignment of the current open markets replaces the previous one as a whole."""
     rows = _records(regions.assign(snapshot_id=snapshot_id))
-    with engine.begin() as conn:
+    with db.begin_write(engine, WRITE_LOCK) as conn:
         metadata.create_all(conn)
         conn.execute(market_regions_table.delete())
         db.upsert(conn, market_regions_table, rows, ["osm_type", "osm_id"])
@@ -57,7 +58,7 @@ def replace_statistics(engine: Engine, snapshot_id: str, stats: pd.DataFrame,
     """The statistics of one snapshot, replaced as a whole, so reruns give identical rows."""
     rows = _records(stats.assign(snapshot_id=snapshot_id,
                                  previous_snapshot_id=previous_snapshot_id))
-    with engine.begin() as conn:
+    with db.begin_write(engine, WRITE_LOCK) as conn:
         metadata.create_all(conn)
         conn.execute(statistics_table.delete().where(
             statistics_table.c.snapshot_id == snapshot_id))

@@ -133,3 +133,42 @@ def test_postgres_has_a_postgis_point_for_every_market(postgres_url):
     assert [(r[0], round(r[1], 4), round(r[2], 4), r[3]) for r in rows] == [
         (1, 11.5755, 48.1374, 4326), (2, 11.5755, 48.1374, 4326), (3, 11.5755, 48.1374, 4326),
     ]
+
+
+def _apply_in_process(url, tag, frame_records, barrier):
+    from market_platform import db as db_module
+
+    barrier.wait(timeout=30)
+    store.apply_snapshot(db_module.get_engine(url), _snapshot(tag), pd.DataFrame(frame_records))
+
+
+def test_two_writers_at_once_are_serialized(market_db_url):
+    """Both extracts applied at the same moment: one after the other, nothing lost."""
+    import multiprocessing
+
+    engine = db.get_engine(market_db_url)
+    store.apply_snapshot(engine, _snapshot("a"), FIRST)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [
+        context.Process(target=_apply_in_process,
+                        args=(market_db_url, tag, frame.to_dict("records"), barrier))
+        for tag, frame in (("b", SECOND), ("c", FIRST.iloc[:1]))
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0, 0]
+
+    snapshots = _tables(market_db_url)["market_snapshots"]
+    assert [s["load_seq"] for s in snapshots] == [1, 2, 3]
+    second, third = snapshots[1], snapshots[2]
+    assert second["previous_snapshot_id"] == "a" * 16
+    assert third["previous_snapshot_id"] == second["snapshot_id"]
+    # The last writer's extract is the state of the table, whichever came last.
+    last = SECOND if third["snapshot_id"] == "b" * 16 else FIRST.iloc[:1]
+    markets = _tables(market_db_url)["markets"]
+    assert {(m["osm_type"], m["osm_id"]) for m in markets if m["status"] == "open"} == set(
+        zip(last["osm_type"], last["osm_id"])
+    )
