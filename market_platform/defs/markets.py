@@ -12,11 +12,14 @@ import pandas as pd
 from market_platform import settings, sources
 from market_platform.defs.resources import MarketDatabase
 from market_platform.defs.work import CPU, IO, work
+from market_platform.errors import InputError
 from market_platform.markets import store as market_store
 from market_platform.markets.header import extract_timestamp
 from market_platform.markets.reading import read_markets
+from market_platform.outside.areas import is_live
+from market_platform.outside.live import describe_fetch, live_extract, overpass_metadata
 from market_platform.regions import store as region_store
-from market_platform.regions.assignment import assign_regions
+from market_platform.regions.assignment import assign_regions, require_some_inside
 from market_platform.regions.loading import build_regions, load_kreise, load_population
 from market_platform.regions.maps import markets_choropleth
 from market_platform.regions import statistics as region_stats
@@ -42,9 +45,19 @@ def osm_extract(context: dg.AssetExecutionContext, config: ExtractConfig) -> dic
     """The OpenStreetMap extract (.osm.pbf or Overpass JSON), from a local path or a URL.
 
     URLs are downloaded once into a cache keyed by the URL; the sha256 identifies the snapshot.
+    ``overpass:<AGS key>`` or ``overpass:bbox=...`` queries Overpass live (docs/outside.md).
     """
     started = time.perf_counter()
-    local = sources.fetch(config.source or settings.osm_extract(), settings.cache_dir())
+    source = config.source or settings.osm_extract()
+    live_metadata = {}
+    if is_live(source):
+        local, fetched = live_extract(source)
+        live_metadata = overpass_metadata(fetched)
+        context.log.info(describe_fetch(fetched))
+    else:
+        local = sources.fetch(source, settings.cache_dir())
+    if not local.downloaded and not sources.is_url(local.source):
+        local = sources.pin(local, settings.cache_dir())
     timestamp = extract_timestamp(local.path)
 
     context.log.info(
@@ -54,12 +67,14 @@ def osm_extract(context: dg.AssetExecutionContext, config: ExtractConfig) -> dic
     )
     context.add_output_metadata({
         "source": local.source,
-        "path": dg.MetadataValue.path(str(local.path)),
+        # "path" would be overwritten by the IO manager's own entry for the pickle.
+        "extract_path": dg.MetadataValue.path(str(local.path)),
         "size_bytes": local.size,
         "sha256": local.sha256,
         "osm_timestamp": timestamp.isoformat() if timestamp else "unknown",
         "downloaded": local.downloaded,
         "seconds": round(time.perf_counter() - started, 2),
+        **live_metadata,
     })
     return {**asdict(local), "osm_timestamp": timestamp}
 
@@ -71,7 +86,15 @@ def osm_markets(context: dg.AssetExecutionContext, osm_extract: dict) -> dict:
     One row per market; a shop node inside a building carrying the same shop is one market.
     """
     started = time.perf_counter()
-    result = read_markets(osm_extract["path"])
+    try:
+        result = read_markets(osm_extract["path"])
+    except InputError as error:
+        # Name the input as the user gave it, not the pinned or cached copy that was read.
+        source = osm_extract["source"]
+        hint = ""
+        if sources.is_url(source):
+            hint = f" (cached at {osm_extract['path']}; delete that file to download again)"
+        raise InputError(source, error.problem + hint) from None
     markets = result.markets
     seconds = time.perf_counter() - started
 
@@ -100,20 +123,27 @@ def osm_markets(context: dg.AssetExecutionContext, osm_extract: dict) -> dict:
     return {"snapshot": snapshot, "markets": markets, "bbox": result.bbox}
 
 
-# Depends on regions too: a broken regions file must fail the run before anything is written.
-@dg.asset(
-    group_name=GROUP, op_tags=work(IO), pool="market_db", kinds={"sql"}, deps=["regions"]
-)
+# Reads the regions too: a broken regions file, or an extract that lies outside them, must
+# fail the run before anything is written.
+@dg.asset(group_name=GROUP, op_tags=work(IO), pool="market_db", kinds={"sql"})
 def markets(
-    context: dg.AssetExecutionContext, market_db: MarketDatabase, osm_markets: dict
+    context: dg.AssetExecutionContext,
+    market_db: MarketDatabase,
+    osm_markets: dict,
+    regions: gpd.GeoDataFrame,
 ) -> dict:
     """The ``markets`` table, upserted on (osm_type, osm_id), and its ``market_changes`` history.
 
-    Markets missing from a new extract are kept with status ``closed``.
+    Markets missing from a new extract are kept with status ``closed``. An extract none of
+    whose markets lies in Germany, or one that would close more than
+    ``MARKET_PLATFORM_MAX_CLOSED_SHARE`` of the open markets, is refused.
     """
     started = time.perf_counter()
+    snapshot = osm_markets["snapshot"]
+    placed = assign_regions(osm_markets["markets"], regions)
+    require_some_inside(placed, snapshot.source, settings.regions_file())
     applied = market_store.apply_snapshot(
-        market_db.engine, osm_markets["snapshot"], osm_markets["markets"]
+        market_db.engine, snapshot, osm_markets["markets"], settings.max_closed_share()
     )
     seconds = time.perf_counter() - started
 
