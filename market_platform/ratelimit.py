@@ -18,6 +18,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -203,6 +204,10 @@ class AsyncRateLimiter:
             _async_storage(self.url)
         )
 
+    async def try_acquire(self, key: str) -> bool:
+        """Take a slot if one is free now, without waiting."""
+        return await self._strategy.hit(self._item, NAMESPACE, key)
+
     async def acquire(self, key: str, timeout: float | None = None) -> float:
         started = time.monotonic()
         while not await self._strategy.hit(self._item, NAMESPACE, key):
@@ -212,6 +217,42 @@ class AsyncRateLimiter:
                 raise RateLimitTimeout(f"no slot for {key!r} under {self.rate} in {timeout} s")
             await asyncio.sleep(pause)
         return time.monotonic() - started
+
+
+class AsyncKeyLock:
+    """At most one holder per key at a time, e.g. one SMTP connection per receiving domain.
+
+    With a Redis URL the lock holds across processes and hosts (redis-py's lock, which
+    expires after ``expire`` seconds should its holder die); with ``memory://`` it holds
+    within this process.
+    """
+
+    def __init__(self, url: str | None = None, expire: float = 600.0):
+        self.url = url or storage_url()
+        self.expire = expire
+        self._local: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._redis = None
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str):
+        if self.url.startswith("memory"):
+            async with self._local[key]:
+                yield
+            return
+        if self._redis is None:
+            from redis import asyncio as redis_asyncio
+
+            self._redis = redis_asyncio.Redis.from_url(self.url.removeprefix("async+"))
+        # Within the process the waiters queue on a local lock, so only one of them at a
+        # time polls Redis for the shared one.
+        async with self._local[key]:
+            async with self._redis.lock(f"{NAMESPACE}:lock:{key}", timeout=self.expire,
+                                        sleep=0.05):
+                yield
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
 def _async_storage(url: str):
