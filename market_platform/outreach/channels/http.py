@@ -30,27 +30,35 @@ class _HttpChannel:
     def __init__(self, config: OutreachConfig, base_url: str, headers: dict | None = None):
         self.config = config
         self.pause = Pause()
-        self.client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers or {},
-            timeout=httpx.Timeout(config.http_timeout),
-            # httpcore scans its whole pool for every request: a few dozen kept-alive
-            # connections carry hundreds of requests in flight at less cost than hundreds.
-            limits=httpx.Limits(max_connections=config.http_connections,
-                                max_keepalive_connections=config.http_connections),
-        )
-        # At most as many requests in flight as connections: a request queued inside httpx
-        # costs a scan of the pool each time any connection frees up.
-        self._inflight = asyncio.Semaphore(config.http_connections)
+        # One client per connection, not one client with a pool of N: httpcore checks every
+        # pooled connection for expiry (a poll of its socket) when a request starts and again
+        # when a response is closed, which made one pool of 16 cost 2.1 ms of CPU per request
+        # against 0.7 ms for 16 clients of one connection each (benchmarks/RESULTS-outreach.md).
+        self.clients = [
+            httpx.AsyncClient(
+                base_url=base_url.rstrip("/"),
+                headers=headers or {},
+                timeout=httpx.Timeout(config.http_timeout),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+            for _ in range(max(1, config.http_connections))
+        ]
+        self.client = self.clients[0]
+        # Clients free for a request: a request waits here, never queued inside httpx, so a
+        # client taken from here has its connection to itself.
+        self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in self.clients:
+            self._idle.put_nowait(client)
         self.requests = 0
 
     def domain(self, recipient: str) -> str:
-        return httpx.URL(str(self.client.base_url)).host
+        return self.client.base_url.host
 
     def parts(self, message: Outbound) -> list[str]:
         raise NotImplementedError
 
-    async def post(self, part: str, message: Outbound) -> httpx.Response:
+    async def post(self, client: httpx.AsyncClient, part: str,
+                   message: Outbound) -> httpx.Response:
         raise NotImplementedError
 
     def judge(self, response: httpx.Response) -> tuple[str, str, float | None, str | None]:
@@ -62,7 +70,8 @@ class _HttpChannel:
         sent, ids, claimed = message.parts_sent, [], False
         for part in parts[sent:]:
             await self.pause.wait()
-            async with self._inflight:
+            client = await self._idle.get()
+            try:
                 # Claimed only once a connection is ours: the request leaves right after.
                 if not claimed:
                     if not await claim():
@@ -70,7 +79,7 @@ class _HttpChannel:
                     claimed = True
                 try:
                     self.requests += 1
-                    response = await self.post(part, message)
+                    response = await self.post(client, part, message)
                 except NOT_SENT as error:
                     return Outcome.later(f"{self.name}: not sent, {type(error).__name__}",
                                          True, parts_sent=sent)
@@ -78,6 +87,8 @@ class _HttpChannel:
                     return Outcome.uncertain(
                         f"{self.name}: no answer after the request was sent "
                         f"({type(error).__name__})", parts_sent=sent)
+            finally:
+                self._idle.put_nowait(client)
             verdict, reason, after, provider_id = self.judge(response)
             reason = f"{self.name} {response.status_code}: {scrub(reason)[:200]}"
             if verdict == "ok":
@@ -98,7 +109,8 @@ class _HttpChannel:
         return Outcome.delivered(",".join(ids)[:200] or None, parts_sent=sent)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 class TelegramChannel(_HttpChannel):
@@ -117,10 +129,11 @@ class TelegramChannel(_HttpChannel):
         escape = chat.escape_html if self.parse_mode == "HTML" else chat.escape_markdown_v2
         return chat.split(message.body, self.limit, escape, heading)
 
-    async def post(self, part: str, message: Outbound) -> httpx.Response:
+    async def post(self, client: httpx.AsyncClient, part: str,
+                   message: Outbound) -> httpx.Response:
         payload = {"chat_id": message.recipient, "text": part, "parse_mode": self.parse_mode,
                    "link_preview_options": {"is_disabled": True}}
-        return await self.client.post(self._path, json=payload)
+        return await client.post(self._path, json=payload)
 
     def judge(self, response: httpx.Response):
         body = _json(response)
@@ -161,11 +174,12 @@ class WhatsAppChannel(_HttpChannel):
     def parts(self, message: Outbound) -> list[str]:
         return chat.split(message.body, self.limit, heading=f"*{message.subject}*")
 
-    async def post(self, part: str, message: Outbound) -> httpx.Response:
+    async def post(self, client: httpx.AsyncClient, part: str,
+                   message: Outbound) -> httpx.Response:
         payload = {"messaging_product": "whatsapp", "recipient_type": "individual",
                    "to": message.recipient.lstrip("+"), "type": "text",
                    "text": {"preview_url": False, "body": part}}
-        return await self.client.post(self._path, json=payload)
+        return await client.post(self._path, json=payload)
 
     def judge(self, response: httpx.Response):
         body = _json(response)
