@@ -37,7 +37,9 @@ from market_platform.occupancy.schema import BERLIN
 WORK_IO = work(IO)
 WORK_CPU = work(CPU)
 GROUP = "occupancy"
-#: Weeks of stored history the models read: 30 training weeks, 4 backtest weeks and the lags.
+#: Weeks of stored history the models read. It covers backtest origins up to 26 weeks back
+#: (backtest.LOOKBACK_WEEKS) with the 4 weeks each needs before it, and the boosted model's
+#: 30 training weeks (models.GBM_TRAINING_WEEKS) before recent origins, plus its weekly lags.
 HISTORY_WEEKS = 42
 #: Charts embedded in the forecast metadata; all of them are written as files as well.
 CHARTS_IN_METADATA = 50
@@ -105,12 +107,15 @@ def occupancy_observations(
 
 
 def _flag_table(hourly: pd.DataFrame) -> str:
-    lines = ["| site | hours | gaps | outage hours | backlog hours |", "|---|---|---|---|---|"]
+    lines = [
+        "| site | hours | gaps | outage hours | backlog hours | closed hours |",
+        "|---|---|---|---|---|---|",
+    ]
     for site_id, rows in hourly.groupby("site_id", sort=True):
         counts = quality.describe(rows["flags"].to_numpy())
         lines.append(
             f"| {site_id} | {len(rows)} | {int(rows['value'].isna().sum())} | "
-            f"{counts['outage']} | {counts['backlog']} |"
+            f"{counts['outage']} | {counts['backlog']} | {counts['closed']} |"
         )
     return "\n".join(lines)
 
@@ -219,10 +224,12 @@ def _score_table(result: forecast.GroupResult) -> str:
 
 
 def _history_flags(series) -> str:
-    lines = ["| site | outage hours | backlog hours |", "|---|---|---|"]
+    lines = ["| site | outage hours | backlog hours | closed hours |", "|---|---|---|---|"]
     for item in series:
         counts = quality.describe(item.flags)
-        lines.append(f"| {item.site_id} | {counts['outage']} | {counts['backlog']} |")
+        lines.append(
+            f"| {item.site_id} | {counts['outage']} | {counts['backlog']} | {counts['closed']} |"
+        )
     return "\n".join(lines)
 
 
