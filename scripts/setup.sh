@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    wanted="postgresql-15-postgis-3"
+    # chromium + chromium-driver: the browser test drives Debian's Chromium (no download).
+    wanted="postgresql-15-postgis-3 chromium chromium-driver"
     missing=""
     for package in $wanted; do
         dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"

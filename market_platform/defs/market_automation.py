@@ -10,11 +10,14 @@ from pathlib import Path
 import dagster as dg
 
 from market_platform import settings
+from market_platform.execution import executor_for
 
 markets_job = dg.define_asset_job(
     "markets_job",
     selection=dg.AssetSelection.groups("markets"),
     description="OSM extract to markets, their regions and regional statistics.",
+    # Backend by configuration: MARKET_PLATFORM_EXECUTOR(_MARKETS_JOB), docs/distributed.md.
+    executor_def=executor_for("markets_job"),
 )
 
 markets_schedule = dg.ScheduleDefinition(
@@ -41,9 +44,19 @@ def landing_files(folder: Path) -> dict[str, str]:
         name = entry.name
         if name.startswith(".") or not name.endswith(LANDING_SUFFIXES) or not entry.is_file():
             continue
+        if not _utf8(name):
+            continue  # undecodable bytes cannot become a run key; Dagster would fail the tick
         stat = entry.stat()
         found[name] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return found
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def ready_files(
