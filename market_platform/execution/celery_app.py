@@ -17,9 +17,13 @@ Start a worker with ``celery -A market_platform.execution.celery_app worker -Q i
 from __future__ import annotations
 
 from celery import Celery, signals
-from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
+from dagster_celery.config import (
+    TASK_EXECUTE_JOB_NAME,
+    TASK_EXECUTE_PLAN_NAME,
+    TASK_RESUME_JOB_NAME,
+)
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
-from kombu import Exchange, Queue
+from kombu import Exchange, Queue, binding
 
 from market_platform.defs.work import CPU, IO
 from market_platform.execution.config import CelerySettings, is_redis
@@ -52,15 +56,7 @@ def make_app(settings: CelerySettings) -> Celery:
             "unacked_restore_throttle": 1,
         }
     app.conf.update(
-        task_queues=[
-            Queue(
-                name,
-                Exchange(name, type="topic"),
-                routing_key=f"{name}.#",
-                queue_arguments={"x-max-priority": 10},
-            )
-            for name in names
-        ],
+        task_queues=[_queue(name) for name in names],
         task_default_queue=settings.queue(FALLBACK_QUEUE),
         task_queue_max_priority=10,
         task_default_priority=settings.default_priority,
@@ -78,6 +74,26 @@ def make_app(settings: CelerySettings) -> Celery:
     create_execute_job_task(app, shared=False)
     create_resume_job_task(app, shared=False)
     return app
+
+
+def _queue(name: str) -> Queue:
+    """A queue on a direct exchange of its own, bound to the routing keys dagster-celery sends
+    with (``<queue>.execute_plan`` and the run launcher's two).
+
+    Not a topic exchange with ``<queue>.#``: on Redis, a worker that restores a dead worker's
+    unacknowledged step looks its exchange up as ``direct`` unless it declared that exchange
+    itself, and a topic pattern then matches nothing, so a cpu worker restoring an io step
+    silently dropped it (kombu's ``Channel.typeof`` default; ``deadletter_queue`` is None).
+    Exact keys match under either reading.
+    """
+    exchange = Exchange(name, type="direct")
+    keys = (TASK_EXECUTE_PLAN_NAME, TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME)
+    return Queue(
+        name,
+        exchange,
+        bindings=[binding(exchange, routing_key=f"{name}.{key}") for key in keys],
+        queue_arguments={"x-max-priority": 10},
+    )
 
 
 def broker_priority(priority: int, broker: str) -> int:

@@ -80,10 +80,21 @@ class LaunchedRun:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+            self._abandon()
             raise AssertionError(f"run did not end within {timeout:.0f} s:\n{tail(self.log)}")
         run = self.run()
         assert run is not None, f"no run was stored:\n{tail(self.log)}"
         return run
+
+
+    def _abandon(self) -> None:
+        # A killed orchestrator never frees its pool slots, and the next test's run would wait
+        # for them forever; the daemon's run monitoring does this in a deployment.
+        run = self.run()
+        if run is not None:
+            if not run.is_finished:
+                self.instance.report_run_failed(run)
+            self.instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def tail(path: Path, lines: int = 60) -> str:
