@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
 from market_platform.definitions import build_defs
+from market_platform.execution.config import is_redis as config_is_redis
 from market_platform.occupancy import ingest
 from market_platform_tests.conftest import KREISE, MUENCHEN, PG_ADMIN_URL, POPULATION
 from market_platform_tests.distributed import harness, services
@@ -225,6 +226,23 @@ def delete_queues(broker: str, prefix: str) -> None:
                 queue.exchange.bind(channel).delete()
     except Exception as error:  # a test that stopped the broker must still end cleanly
         print(f"queues {prefix}* left on {broker}: {error}")
+    else:
+        if config_is_redis(broker):
+            forget_redis_bindings(broker, prefix)
+
+
+def forget_redis_bindings(broker: str, prefix: str) -> None:
+    """kombu keeps a Redis exchange's bindings after the queue and exchange are deleted."""
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    try:
+        keys = [*client.scan_iter(f"_kombu.binding.{prefix}*"),
+                *client.scan_iter(f"_kombu.binding_permanent.{prefix}*")]
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _broker_reachable(port: int, name: str) -> None:

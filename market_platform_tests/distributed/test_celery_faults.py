@@ -14,6 +14,7 @@ from market_platform_tests.distributed.checks import (
     assert_succeeded,
 )
 from market_platform_tests.distributed.conftest import (
+    forget_redis_bindings,
     RABBITMQ_URL,
     REDIS_SHORT_VISIBILITY_URL,
     REDIS_URL,
@@ -148,3 +149,34 @@ def test_higher_priority_is_served_first_on_both_brokers(broker):
     finally:
         with app.connection_for_write() as conn:
             queue.bind(conn.default_channel).delete()
+
+
+def test_a_worker_of_another_queue_restores_a_step_to_its_own_queue_on_redis():
+    """On Redis any worker may restore a dead worker's unacknowledged step, and it routes the
+    step by its own idea of the exchange: ``direct`` unless it declared that exchange itself.
+    A cpu worker restoring an io step must still find the io queue (it found nothing, and the
+    step was dropped, while the queues sat on topic exchanges)."""
+    import uuid
+
+    from kombu import Exchange, Queue
+
+    prefix = f"restore{uuid.uuid4().hex[:8]}-"
+    settings = CelerySettings(broker=REDIS_URL, backend="rpc://", queue_prefix=prefix)
+    app = celery_app.make_app(settings)
+    io = settings.queue("io")
+    topic = f"{prefix}topic"
+    try:
+        with app.connection_for_write() as conn:
+            app.amqp.queues[io].bind(conn.default_channel).declare()
+            Queue(topic, Exchange(topic, type="topic"), routing_key=f"{topic}.#").bind(
+                conn.default_channel).declare()
+        with app.connection_for_read() as conn:
+            stranger = conn.channel()  # has declared nothing, like the cpu worker
+            try:
+                assert list(stranger._lookup(io, f"{io}.execute_plan")) == [io]
+                # What the topic binding gave such a worker: no queue at all.
+                assert not stranger._lookup(topic, f"{topic}.execute_plan")
+            finally:
+                stranger.close()
+    finally:
+        forget_redis_bindings(REDIS_URL, prefix)
