@@ -100,3 +100,40 @@ def test_subscriber_csv_is_checked_without_leaking_addresses(tmp_path):
         subscribers.read_csv(bad)
     assert "row 2 (subscriber s3): email is not a valid address" in str(error.value)
     assert "anna" not in str(error.value)
+
+
+def test_emails_of_one_alert_share_the_body_and_differ_in_recipient_and_id(tmp_path):
+    from email import message_from_bytes
+    from email.policy import SMTPUTF8
+
+    from market_platform.outreach.channels.base import Outbound
+    from market_platform.outreach.channels.email import EmailChannel
+    from market_platform.outreach.config import OutreachConfig
+
+    chart = tmp_path / "karte.png"
+    chart.write_bytes(b"\x89PNG\r\n\x1a\nnot really a picture")
+    channel = EmailChannel(OutreachConfig(smtp_from="Marktplattform <info@example.org>"))
+    body = "Morgen viel los in den Schloss-Arkaden: gegen 17 Uhr etwa 180 Besucher.\n"
+    sent = {}
+    for key, recipient, utf8 in [("busy:1", "anna@example.de", False),
+                                 ("busy:2", "jörg@bäckerei.example", True)]:
+        message = Outbound(key, key, recipient, "de", "Morgen viel los: Öffnungszeiten", body,
+                           attachment=str(chart))
+        sent[key] = message_from_bytes(channel._build(message, utf8), policy=SMTPUTF8)
+
+    first, second = sent["busy:1"], sent["busy:2"]
+    assert first["To"] == "anna@example.de"
+    assert second["To"] == "jörg@bäckerei.example"
+    assert first["Message-ID"] != second["Message-ID"]
+    for mail in (first, second):
+        assert mail["From"] == "Marktplattform <info@example.org>"
+        assert mail["Subject"] == "Morgen viel los: Öffnungszeiten"
+        assert mail["Content-Language"] == "de"
+        assert mail["Date"]
+        text, picture = [part for part in mail.iter_parts()]
+        assert text.get_content().replace("\r\n", "\n") == body
+        assert picture.get_filename() == "karte.png"
+        assert picture.get_content() == chart.read_bytes()
+    # The ASCII-only message keeps its non-ASCII subject RFC 2047-encoded.
+    assert b"=?utf-8?" in channel._build(Outbound("busy:3", "s", "anna@example.de", "de",
+                                                  "Öffnung", body), False)

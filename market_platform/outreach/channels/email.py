@@ -27,6 +27,8 @@ from market_platform.outreach.masking import scrub
 #: RCPT replies meaning the mailbox does not exist or may not receive: the subscriber's
 #: address is marked rejected, so that later messages are not even tried.
 MAILBOX_REJECTED = (550, 551, 553)
+#: Distinct message bodies kept built at once (see ``EmailChannel._shared``).
+_SHARED_BODIES = 256
 _STARTTLS = {"auto": None, "require": True, "off": False}
 
 
@@ -44,6 +46,7 @@ class EmailChannel:
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max(1, config.smtp_connections))
         self._attachments: dict[str, tuple[bytes, str, str]] = {}
+        self._bodies: dict[tuple, bytes] = {}
         self.connections_opened = 0
 
     def domain(self, recipient: str) -> str:
@@ -147,20 +150,38 @@ class EmailChannel:
             await _quit(self._idle.get_nowait().smtp)
 
     def _build(self, message: Outbound, utf8: bool) -> bytes:
-        mail = EmailMessage()
-        mail["From"] = self.config.smtp_from
-        mail["To"] = message.recipient
-        mail["Subject"] = message.subject
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = message_id(message.key, self.config.sender_address)
-        mail["Auto-Submitted"] = "auto-generated"
-        mail["Content-Language"] = message.language
-        mail.set_content(message.body)
-        if message.attachment:
-            data, maintype, subtype = self._attachment(message.attachment)
-            mail.add_attachment(data, maintype=maintype, subtype=subtype,
-                                filename=Path(message.attachment).name)
-        return mail.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
+        policy = SMTPUTF8 if utf8 else SMTP
+        # Only To, Date and Message-ID differ between the subscribers of one alert or digest;
+        # the rest (the costly part: header parsing, body encoding) is built once.
+        own = (
+            ("To", message.recipient),
+            ("Date", formatdate(usegmt=True)),
+            ("Message-ID", message_id(message.key, self.config.sender_address)),
+        )
+        return b"".join(policy.fold_binary(name, value) for name, value in own) + self._shared(
+            message, utf8)
+
+    def _shared(self, message: Outbound, utf8: bool) -> bytes:
+        key = (message.subject, message.body, message.language, message.attachment, utf8)
+        shared = self._bodies.get(key)
+        if shared is None:
+            mail = EmailMessage()
+            mail["From"] = self.config.smtp_from
+            mail["Subject"] = message.subject
+            mail["Auto-Submitted"] = "auto-generated"
+            mail.set_content(message.body)
+            if message.attachment:
+                data, maintype, subtype = self._attachment(message.attachment)
+                mail.add_attachment(data, maintype=maintype, subtype=subtype,
+                                    filename=Path(message.attachment).name)
+            # Last: set_content clears every Content-* header, add_attachment moves them into
+            # the first part.
+            mail["Content-Language"] = message.language
+            shared = mail.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
+            if len(self._bodies) >= _SHARED_BODIES:
+                self._bodies.clear()
+            self._bodies[key] = shared
+        return shared
 
     def _attachment(self, path: str) -> tuple[bytes, str, str]:
         if path not in self._attachments:
