@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster_postgres.event_log import PostgresEventLogStorage
 
 from market_platform.definitions import build_defs
 from market_platform_tests.conftest import MUENCHEN
@@ -25,7 +26,8 @@ def test_markets_job_on_postgres_storage_from_dagster_yaml(
 
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        # dagster-postgres's own, with a race-safe pool initialisation (pg_storage.py).
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
 

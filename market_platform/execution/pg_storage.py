@@ -7,15 +7,30 @@ dagster-io/dagster#20325). This subclass, named in ``deploy/dagster.yaml``, give
 storages one shared engine per process and database: at most ``pool_size + max_overflow``
 connections per process, kept open and reused. Its budget: processes x that number, plus the
 webserver's and the daemon's; see docs/distributed.md.
+
+It also makes the first use of a pool safe when several processes start at once: upstream, two
+of them insert the pool's default limit together, the loser's IntegrityError is caught inside
+its READ COMMITTED transaction, and the transaction, now aborted, fails the step
+(dagster-io/dagster#33054, fix proposed in #33599). Here the initialisation is one transaction
+under a PostgreSQL advisory lock per pool, with an insert that updates a row another process
+inserted meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import zlib
 
 import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from dagster._core.storage.event_log.schema import ConcurrencyLimitsTable
+from dagster._core.storage.base_storage import DagsterStorage
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config
 from dagster_postgres.utils import pg_url_from_config
 from dagster._core.storage.config import pg_config
@@ -47,11 +62,44 @@ def shared_engine(url: str, pool_size: int, max_overflow: int, token_provider=No
         return _engines[key]
 
 
+class RaceSafeEventLogStorage(PostgresEventLogStorage):
+    def initialize_concurrency_limit_to_default(self, concurrency_key: str) -> bool:
+        default = self._instance.global_op_concurrency_default_limit if self.has_instance else None
+        if default is None or not (self.has_concurrency_limits_table
+                                   and self.has_default_pool_limit_col):
+            return super().initialize_concurrency_limit_to_default(concurrency_key)
+
+        self._reconcile_concurrency_limits_from_slots()
+        lock = zlib.crc32(f"market_platform/pool/{concurrency_key}".encode())
+        with self.index_transaction() as conn:
+            # One initialisation per pool at a time, also for the slot rows it allocates; the
+            # lock ends with the transaction, and no second connection is needed.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+            conn.execute(
+                postgresql.insert(ConcurrencyLimitsTable)
+                .values(concurrency_key=concurrency_key, limit=default, using_default_limit=True)
+                .on_conflict_do_update(index_elements=["concurrency_key"],
+                                       set_={"limit": default})
+            )
+            self._allocate_concurrency_slots(conn, concurrency_key, default)
+        return True
+
+
 class PooledPostgresStorage(DagsterPostgresStorage):
     def __init__(self, postgres_url, should_autocreate_tables=True, inst_data=None,
                  token_provider=None, pool_size=DEFAULT_POOL_SIZE,
                  max_overflow=DEFAULT_MAX_OVERFLOW):
-        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
+        # DagsterPostgresStorage.__init__, with the event log storage above.
+        self.postgres_url = postgres_url
+        self.should_autocreate_tables = should_autocreate_tables
+        self._inst_data = inst_data
+        self._run_storage = PostgresRunStorage(postgres_url, should_autocreate_tables,
+                                               token_provider=token_provider)
+        self._event_log_storage = RaceSafeEventLogStorage(postgres_url, should_autocreate_tables,
+                                                   token_provider=token_provider)
+        self._schedule_storage = PostgresScheduleStorage(postgres_url, should_autocreate_tables,
+                                                         token_provider=token_provider)
+        DagsterStorage.__init__(self)
         engine = shared_engine(postgres_url, pool_size, max_overflow, token_provider)
         for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
             storage._engine = engine  # the attribute optimize_for_webserver swaps as well

@@ -118,3 +118,32 @@ def test_connections_stay_within_the_budget_on_celery(celery_redis, stack):
                                                "celery", celery_redis.env["CELERY_QUEUE_PREFIX"])
     print(f"peak connections to the Dagster database: {peak[0]} (budget {budget})")
     assert 0 < peak[0] <= budget
+
+
+def test_many_processes_meeting_a_new_pool_at_once_all_get_its_default_limit(stack):
+    """dagster-io/dagster#33054: upstream, the losers of the race to insert a pool's default
+    limit fail in an aborted transaction; here every caller succeeds and the pool has exactly
+    the default number of slots."""
+    import uuid
+
+    pool = f"race_{uuid.uuid4().hex[:8]}"
+    storage = stack.instance.event_log_storage
+    start = threading.Barrier(6)
+    errors = []
+
+    def initialise():
+        start.wait()
+        try:
+            assert storage.initialize_concurrency_limit_to_default(pool)
+        except Exception as error:  # collected: an exception in a thread would be lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=initialise) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    info = storage.get_concurrency_info(pool)
+    assert (info.slot_count, info.limit) == (1, 1)  # deploy/dagster.yaml: default_limit 1
