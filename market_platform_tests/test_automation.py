@@ -133,3 +133,27 @@ def test_sensor_cursor_forgets_files_that_left_the_folder():
 def test_sensor_never_starts_an_empty_file(size):
     ready, cursor = ready_files({"e.osm.pbf": f"{size}:1"}, {}, now=1e9)
     assert ready == [] and "e.osm.pbf" in cursor["pending"]
+
+
+@pytest.mark.parametrize("config_file", ["dagster.yaml", "deploy/dagster.yaml"])
+def test_markets_job_runs_one_at_a_time_from_the_run_queue(config_file, tmp_path, monkeypatch):
+    """Two interleaved runs computed one snapshot's statistics from the other's markets; the run
+    queue lets only one markets_job run at a time, whichever schedule or sensor started it."""
+    import shutil
+    from pathlib import Path
+
+    from market_platform.defs.market_automation import RUN_TAG
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / config_file, tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    from dagster._core.instance.config import dagster_instance_config
+
+    config, _ = dagster_instance_config(str(tmp_path))
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": RUN_TAG, "value": "markets_job", "limit": 1} in limits
+
+    job = defs.resolve_job_def("markets_job")
+    assert job.tags[RUN_TAG] == "markets_job"
+    requests = defs.resolve_sensor_def("osm_landing_sensor")
+    assert requests.job_name == "markets_job"  # its runs carry the job's tags

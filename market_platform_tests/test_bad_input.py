@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import dagster as dg
 import osmium
 import pytest
 
+from market_platform.errors import InputError
 from market_platform_tests.conftest import HELGOLAND, MUENCHEN
 from market_platform_tests.test_markets_job import run_markets_job, tables
 
@@ -119,7 +121,7 @@ def test_population_with_duplicate_or_non_positive_rows_is_refused(tmp_path):
 
     negative = tmp_path / "negative.csv"
     negative.write_text("ags,population\n09162,-5\n")
-    with pytest.raises(InputError, match="negative.csv: row 2: population -5 .*positive"):
+    with pytest.raises(InputError, match="negative.csv: row 2: population '-5' .*positive"):
         load_population(negative)
 
 
@@ -136,3 +138,27 @@ def test_a_landing_file_replaced_after_hashing_is_not_read(tmp_path):
 
     assert sources.sha256_of(pinned.path) == local.sha256
     assert pinned.path.read_bytes() == MUENCHEN.read_bytes()
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("1e30", "larger than 20,000,000"), ("inf", "not a finite number"),
+    ("1471508.9", "not a whole number"), ("abc", "not a number"),
+])
+def test_population_that_is_no_head_count_is_refused(tmp_path, value, problem):
+    from market_platform.regions.loading import load_population
+
+    path = tmp_path / "population.csv"
+    path.write_text(f"ags,population\n09162,{value}\n09184,350000\n")
+    with pytest.raises(InputError, match=f"population.csv: row 2: population '{value}' "
+                                         f"is {re.escape(problem)}"):
+        load_population(path)
+
+
+@pytest.mark.parametrize("area", ["-310.7", "0"])
+def test_area_that_is_not_positive_is_refused(tmp_path, area):
+    from market_platform.regions.loading import load_population
+
+    path = tmp_path / "population.csv"
+    path.write_text(f"ags,population,area_km2\n09162,1471508,{area}\n")
+    with pytest.raises(InputError, match=f"row 2: area_km2 '{area}' is not a positive number"):
+        load_population(path)

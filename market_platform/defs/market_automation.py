@@ -12,10 +12,16 @@ import dagster as dg
 from market_platform import settings
 from market_platform.execution import executor_for
 
+#: Run tag limited to one run at a time in dagster.yaml and deploy/dagster.yaml.
+RUN_TAG = "market_platform/market_tables"
+
 markets_job = dg.define_asset_job(
     "markets_job",
     selection=dg.AssetSelection.groups("markets"),
     description="OSM extract to markets, their regions and regional statistics.",
+    # One run at a time (dagster.yaml limits this tag to 1): two runs interleaving their steps
+    # would compute one snapshot's statistics from the other's markets.
+    tags={RUN_TAG: "markets_job"},
     # Backend by configuration: MARKET_PLATFORM_EXECUTOR(_MARKETS_JOB), docs/distributed.md.
     executor_def=executor_for("markets_job"),
 )

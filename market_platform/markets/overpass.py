@@ -164,6 +164,12 @@ def _tags(tags: object) -> dict[str, str]:
                 f"tag {key!r} is {reprlib.repr(value)}, not text "
                 "(Overpass writes every tag value as text)"
             )
+        try:
+            # A lone surrogate (a "\udc84" escape) is valid JSON but no text a database stores.
+            key.encode("utf-8"), value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadElement(f"tag {key!r} holds an escape that is not UTF-8 text: "
+                             f"{value.encode('utf-8', 'backslashreplace').decode()!r}") from None
     return tags
 
 

@@ -225,4 +225,9 @@ def _read_canonical(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             path, f"row {row}, site {bad['site_id']}: kind {bad['kind']!r} is not one of "
             f"{', '.join(schema.KINDS)}"
         )
+    for _, item in sites.iterrows():
+        problem = schema.site_problem(item.to_dict())
+        if problem:
+            row = int(raw.loc[site == item["site_id"], "row"].iloc[0])
+            raise InputError(path, f"row {row}, site {item['site_id']}: {problem}")
     return readings, schema.site_frame(sites.to_dict("records"))

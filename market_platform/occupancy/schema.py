@@ -15,7 +15,9 @@ zone, country and Land pick local hours and public holidays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import numpy as np
 import pandas as pd
 
@@ -79,7 +81,37 @@ def parse_values(raw: pd.Series, rows: pd.Series, source: str, site: pd.Series |
             f"row {int(rows.iloc[position])}, site {where}: value {text.iloc[position]!r} "
             f"is not a number ({int(bad.sum())} such cells)",
         )
+    infinite = ~np.isfinite(numbers.fillna(0).to_numpy(dtype=float))
+    if infinite.any():
+        position = int(np.flatnonzero(infinite)[0])
+        raise InputError(
+            source,
+            f"row {int(rows.iloc[position])}, site {_site_at(site, position)}: value "
+            f"{text.iloc[position]!r} is not a finite number",
+        )
     return numbers.astype(float)
+
+
+def site_problem(site: dict) -> str | None:
+    """What is wrong with a site's metadata (capacity, time zone, country, Land), or None."""
+    capacity = site.get("capacity")
+    if capacity is not None and not pd.isna(capacity):
+        number = pd.to_numeric(capacity, errors="coerce")
+        if pd.isna(number) or not np.isfinite(number) or number <= 0:
+            return f"capacity {capacity!r} is not a positive number"
+    zone = site.get("timezone")
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"time zone {zone!r} is not an IANA time zone (e.g. Europe/Berlin)"
+    supported = holidays.list_supported_countries()
+    country, subdivision = site.get("country"), site.get("subdivision")
+    if country not in supported:
+        return f"country {country!r} is not an ISO 3166 code the holidays package knows"
+    if subdivision and not pd.isna(subdivision) and subdivision not in supported[country]:
+        return (f"subdivision {subdivision!r} is not one of {country}'s "
+                f"({', '.join(supported[country][:20])})")
+    return None
 
 
 def parse_utc(raw: pd.Series, rows: pd.Series, source: str, site: pd.Series | str) -> pd.Series:

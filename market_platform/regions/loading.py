@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from market_platform.errors import InputError
@@ -41,6 +42,9 @@ KREIS_MERGES = {"16056": "16063"}  # Eisenach joined the Wartburgkreis on 2021-0
 
 _KEY_COLUMNS = ("AGS", "ags", "RS", "rs", "ARS", "ars")
 _NAME_COLUMNS = ("GEN", "gen", "name", "NAME")
+#: More inhabitants than any German Kreis (Berlin, the largest, has 3.9 million): a larger
+#: figure is a unit or parsing error, not a population.
+MAX_POPULATION = 20_000_000
 _POPULATION_COLUMNS = ("population", "inhabitants", "einwohner", "EWZ", "ewz")
 _EQUAL_AREA_CRS = "EPSG:3035"
 
@@ -113,16 +117,12 @@ def load_population(path: Path, source: str | None = None) -> pd.DataFrame:
 
     result = pd.DataFrame({"ags": frame[key].astype(str).str.strip().str.zfill(5)})
     result["population"] = pd.to_numeric(frame[population], errors="coerce")
-    if result["population"].isna().any():
-        row = int(result["population"].isna().to_numpy().nonzero()[0][0]) + 2
-        raise InputError(source, f"row {row}: population is not a number")
+    _check_numbers(result["population"], frame[population], "population", source, whole=True,
+                   most=MAX_POPULATION)
     if "area_km2" in frame.columns:
         result["area_km2"] = pd.to_numeric(frame["area_km2"], errors="coerce")
-    bad = result.index[result["population"] <= 0]
-    if len(bad):
-        row = int(bad[0]) + 2
-        value = result.loc[bad[0], "population"]
-        raise InputError(source, f"row {row}: population {value:g} is not a positive number")
+        given = frame["area_km2"].notna() & (frame["area_km2"].astype(str).str.strip() != "")
+        _check_numbers(result["area_km2"][given], frame["area_km2"][given], "area_km2", source)
 
     # Only Kreis rows count; Land or Gemeinde rows of the same file would count people twice.
     is_gemeinde_file = result["ags"].str.len().max() > 5
@@ -134,6 +134,26 @@ def load_population(path: Path, source: str | None = None) -> pd.DataFrame:
             ags = counts.index[counts > 1][0]
             raise InputError(source, f"Kreis {ags} appears {counts[ags]} times")
     return result.groupby("ags", as_index=False).sum(min_count=1)
+
+
+def _check_numbers(values: pd.Series, raw: pd.Series, name: str, source: str,
+                   whole: bool = False, most: float = float("inf")) -> None:
+    """Every value a finite positive number (a whole one if ``whole``) of at most ``most``."""
+    checks = [
+        (values.isna(), "is not a number"),
+        (~np.isfinite(values.fillna(0)), "is not a finite number"),
+        (values <= 0, "is not a positive number"),
+        (values > most, f"is larger than {most:,.0f}, more than any Kreis has"),
+    ]
+    if whole:
+        checks.append((values.fillna(0) % 1 != 0, "is not a whole number"))
+    for bad, what in checks:
+        if bad.any():
+            index = bad.to_numpy().nonzero()[0][0]
+            row = int(values.index[index]) + 2
+            text = "" if pd.isna(raw.iloc[index]) else str(raw.iloc[index]).strip()
+            shown = repr(text) if text else "(empty)"
+            raise InputError(source, f"row {row}: {name} {shown} {what}")
 
 
 def _destatis_gemeinden(path: Path, source: str) -> pd.DataFrame:

@@ -427,3 +427,13 @@ def test_overpass_random_values_raise_input_error_only(tmp_path):
     assert 0 < outcomes["read"] < 400
     assert any("is not a finite number" in problem for problem in outcomes)
     assert any("not text (Overpass writes" in problem for problem in outcomes)
+
+
+def test_overpass_tag_with_a_lone_surrogate_names_the_element(tmp_path):
+    # Valid JSON ("\udc84" escape), but no text that UTF-8 or a database can hold.
+    path = tmp_path / "surrogate.json"
+    path.write_text('{"version": 0.6, "elements": [{"type": "node", "id": 5, "lat": 48.1, '
+                    '"lon": 11.5, "tags": {"shop": "bakery", "name": "B\\udc84cker"}}]}')
+    with pytest.raises(InputError, match=r"surrogate\.json: element 0 \(node 5\): tag 'name' "
+                                         r"holds an escape that is not UTF-8 text"):
+        read_markets(path)

@@ -107,3 +107,24 @@ def test_a_bad_file_among_good_ones_stops_the_read(tmp_path, data_dir):
     _write(good, "site_id,timestamp,value\nshop_a,2025-01-01T01:00Z,-1\n", name="b.csv")
     with pytest.raises(InputError, match=r"b\.csv: row 2, site shop_a: negative"):
         ingest.load([good])
+
+
+def test_infinite_values_are_refused(tmp_path):
+    path = _write(tmp_path, "site_id,timestamp,value\nshop_a,2025-01-01T00:00Z,3\n"
+                            "shop_a,2025-01-01T01:00Z,inf\n")
+    with pytest.raises(InputError, match=r"row 3, site shop_a: value 'inf' is not a finite"):
+        adapters.read_observations(path)
+
+
+@pytest.mark.parametrize("column, value, problem", [
+    ("capacity", "-50", "capacity '-50' is not a positive number"),
+    ("capacity", "gross", "capacity 'gross' is not a positive number"),
+    ("timezone", "Europe/Munich", "time zone 'Europe/Munich' is not an IANA time zone"),
+    ("country", "ZZ", "country 'ZZ' is not an ISO 3166 code"),
+    ("subdivision", "XX", "subdivision 'XX' is not one of DE's"),
+])
+def test_site_metadata_is_checked_where_the_feed_gives_it(tmp_path, column, value, problem):
+    path = _write(tmp_path, f"site_id,timestamp,value,{column}\n"
+                            f"shop_a,2025-01-01T00:00Z,3,{value}\n")
+    with pytest.raises(InputError, match=rf"feed\.csv: row 2, site shop_a: {problem}"):
+        adapters.read_observations(path)
