@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -76,11 +77,30 @@ def outreach_run(url: str, limiter: str, smtp, http, n: int, channels, **setting
         rate_email_domain="100000/second", rate_telegram="100000/second",
         rate_whatsapp="100000/second", **settings,
     )
+    stubs, worker = stub_cpu(smtp, http), worker_cpu()
     started = time.perf_counter()
     report = Dispatcher(db.get_engine(url), config, limiter_url=limiter).run()
     seconds = time.perf_counter() - started
     delivered = report.outcomes.get("delivered", 0)
-    return {"delivered": delivered, "seconds": seconds, "rate": delivered / seconds}
+    return {"delivered": delivered, "seconds": seconds, "rate": delivered / seconds,
+            "worker cpu": worker_cpu() - worker, "stub cpu": stub_cpu(smtp, http) - stubs}
+
+
+def worker_cpu() -> float:
+    """CPU seconds of this process, all threads (the outreach worker runs in it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def stub_cpu(*servers) -> float:
+    """CPU seconds of the stub server processes: which side is the bottleneck."""
+    import psutil
+
+    total = 0.0
+    for server in servers:
+        times = psutil.Process(server.process.pid).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def celery_run(smtp, http, n: int, channels, threads: int) -> dict:
@@ -223,11 +243,13 @@ def main() -> None:
             drop_postgres(pg)
 
     print(f"\n{n} messages per run, {os.cpu_count()} cores\n")
-    print("| sender | channels | delivered | seconds | messages/s |")
-    print("|---|---|---|---|---|")
+    print("| sender | channels | delivered | seconds | messages/s | worker CPU s | stubs CPU s |")
+    print("|---|---|---|---|---|---|---|")
     for sender, label, r in rows:
+        cpu = (f"{r['worker cpu']:.2f} | {r['stub cpu']:.2f}" if "worker cpu" in r
+               else "- | -")
         print(f"| {sender} | {label} | {r['delivered']} | {r['seconds']:.2f} | "
-              f"{r['rate']:.0f} |")
+              f"{r['rate']:.0f} | {cpu} |")
     v = verification
     print(f"\nEmail verification, {v['addresses']} addresses over 50 domains, "
           f"{args.verify_rate} per domain (20 addresses + 1 catch-all probe each)\n")
