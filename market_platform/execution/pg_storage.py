@@ -24,16 +24,19 @@ import zlib
 
 import dagster as dg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from dagster._core.storage.event_log.schema import ConcurrencyLimitsTable
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.config import pg_config
+from dagster._core.storage.event_log.schema import ConcurrencyLimitsTable
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
-from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config
-from dagster_postgres.utils import pg_url_from_config
-from dagster._core.storage.config import pg_config
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+from sqlalchemy.dialects import postgresql
 
 DEFAULT_POOL_SIZE = 1
 DEFAULT_MAX_OVERFLOW = 2
