@@ -35,23 +35,39 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'markets.sqlite'}"
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh PostgreSQL database, dropped afterwards, also when the test fails."""
-    name = f"mp_test_{uuid.uuid4().hex[:10]}"
+def create_database(prefix: str, scheme: str = "postgresql") -> str:
+    """A new, empty PostgreSQL database on the local server; its SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
         pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {error}")
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    yield url
+    finally:
+        admin.dispose()
+    return f"{scheme}://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop a database made by ``create_database``, closing this process's pooled engine."""
     db.get_engine(url).dispose()
     db.get_engine.cache_clear()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database, dropped afterwards, also when the test fails."""
+    url = create_database("mp_test", scheme="postgresql+psycopg2")
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -18,13 +18,18 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
 from market_platform.definitions import build_defs
 from market_platform.execution.config import is_redis as config_is_redis
 from market_platform.occupancy import ingest
-from market_platform_tests.conftest import KREISE, MUENCHEN, PG_ADMIN_URL, POPULATION
+from market_platform_tests.conftest import (  # noqa: F401 - re-exported for benchmarks
+    KREISE,
+    MUENCHEN,
+    POPULATION,
+    create_database,
+    drop_database,
+)
 from market_platform_tests.distributed import harness, services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,30 +42,6 @@ REFERENCE_NOT_EMPTY = {
     "occupancy_job": ["occupancy_sites", "occupancy_observations", "occupancy_forecasts"],
 }
 RABBITMQ_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
-
-
-def create_database(prefix: str = "mp_dist") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as error:
-        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {error}")
-    finally:
-        admin.dispose()
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_database(url: str) -> None:
-    from market_platform import db
-
-    db.get_engine.cache_clear()
-    name = url.rsplit("/", 1)[1]
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @dataclass
